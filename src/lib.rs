@@ -1,0 +1,9 @@
+//! mailwarden: a mail-security milter for Postfix. See `ARCHITECTURE.md` in the
+//! design notes for the layers; each module's own doc says what it is for.
+
+pub mod decision;
+pub mod milter;
+pub mod panic_guard;
+pub mod reply;
+pub mod shutdown;
+pub mod transaction;

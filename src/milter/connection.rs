@@ -1,0 +1,284 @@
+//! Drives one milter connection: reads packets under time-outs, feeds them to the
+//! [`Session`] state machine, runs the filter at end-of-message (with progress
+//! replies and a deadline), writes the answers, and logs one line per decision and
+//! one line when the session ends for a reason worth knowing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tracing::{debug, error, info, warn};
+
+use super::command::Command;
+use super::error::ProtocolError;
+use super::filter::{Filter, Service};
+use super::framed::{Framed, ReadError};
+use super::negotiate::Negotiated;
+use super::respond;
+use super::response::Response;
+use super::session::{Session, Step};
+use crate::decision::Decision;
+use crate::panic_guard::catch_panic;
+use crate::shutdown::Shutdown;
+use crate::transaction::Transaction;
+
+/// How a session ended without error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The MTA sent QUIT.
+    Quit,
+    /// The MTA closed the connection between packets.
+    Closed,
+    /// We hung up on an idle session because the daemon is stopping.
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("no {waiting_for} from the MTA within {after:?}")]
+    Timeout {
+        waiting_for: &'static str,
+        after: Duration,
+    },
+    #[error("writing to the MTA took longer than {0:?}")]
+    WriteTimeout(Duration),
+    #[error("the MTA closed the connection in the middle of a message")]
+    ClosedMidMessage,
+}
+
+impl From<ReadError> for SessionError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Protocol(p) => SessionError::Protocol(p),
+            ReadError::Io(io) => SessionError::Io(io),
+        }
+    }
+}
+
+/// Serves one connection to its end and logs how it ended.
+pub async fn serve_connection<S, F>(
+    stream: S,
+    id: u64,
+    peer: &str,
+    services: watch::Receiver<Arc<Service<F>>>,
+    shutdown: Shutdown,
+) -> Result<Ended, SessionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    F: Filter,
+{
+    let result = Driver::new(stream, id, services, shutdown).run().await;
+    match &result {
+        Ok(Ended::Shutdown) => info!(
+            session = id,
+            peer, "closed idle milter session for shutdown"
+        ),
+        Ok(ended) => debug!(session = id, peer, ?ended, "milter session ended"),
+        Err(SessionError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            info!(session = id, peer, "milter session reset by the MTA")
+        }
+        Err(e) => warn!(session = id, peer, "closing milter session: {e}"),
+    }
+    result
+}
+
+enum Next {
+    Command(Command),
+    Closed,
+    Shutdown,
+}
+
+struct Driver<S, F> {
+    id: u64,
+    framed: Framed<S>,
+    session: Session,
+    service: Arc<Service<F>>,
+    services: watch::Receiver<Arc<Service<F>>>,
+    shutdown: Shutdown,
+}
+
+impl<S, F> Driver<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    F: Filter,
+{
+    fn new(
+        stream: S,
+        id: u64,
+        services: watch::Receiver<Arc<Service<F>>>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let service = services.borrow().clone();
+        let framed = Framed::new(stream, service.settings.max_packet);
+        let session = Session::new(id, service.filter.needs(), service.settings.max_body);
+        Driver {
+            id,
+            framed,
+            session,
+            service,
+            services,
+            shutdown,
+        }
+    }
+
+    async fn run(mut self) -> Result<Ended, SessionError> {
+        loop {
+            let command = match self.next_command().await? {
+                Next::Command(command) => command,
+                Next::Shutdown => return Ok(Ended::Shutdown),
+                Next::Closed if self.session.in_message() => {
+                    return Err(SessionError::ClosedMidMessage);
+                }
+                Next::Closed => return Ok(Ended::Closed),
+            };
+            if matches!(command, Command::Mail { .. }) {
+                self.refresh_service();
+            }
+            match self.session.on_command(command)? {
+                Step::Silent => {}
+                Step::Reply(reply) => self.send(&[reply]).await?,
+                Step::Close => return Ok(Ended::Quit),
+                Step::EndOfMessage(tx) => self.end_of_message(*tx).await?,
+            }
+            if self.session.is_idle() {
+                self.framed.shrink();
+            }
+        }
+    }
+
+    /// The next command. While no message is under way, a shutdown ends the wait: a
+    /// message in progress is always finished first.
+    async fn next_command(&mut self) -> Result<Next, SessionError> {
+        let settings = &self.service.settings;
+        let (limit, waiting_for) = if self.session.negotiated().is_none() {
+            (settings.negotiate_timeout, "option negotiation")
+        } else {
+            (settings.idle_timeout, "command")
+        };
+        let idle = self.session.is_idle();
+        if idle && self.shutdown.is_triggered() {
+            return Ok(Next::Shutdown);
+        }
+        let read = timeout(limit, self.framed.read_packet());
+        let outcome = tokio::select! {
+            biased;
+            () = self.shutdown.wait(), if idle => return Ok(Next::Shutdown),
+            outcome = read => outcome,
+        };
+        match outcome {
+            Err(_) => Err(SessionError::Timeout {
+                waiting_for,
+                after: limit,
+            }),
+            Ok(Ok(None)) => Ok(Next::Closed),
+            Ok(Ok(Some(packet))) => Ok(Next::Command(Command::decode(packet)?)),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Picks up a reloaded configuration at the start of a message, unless it would
+    /// need a different negotiation than this connection already made.
+    fn refresh_service(&mut self) {
+        if self.services.has_changed().unwrap_or(false) {
+            let newest = self.services.borrow_and_update().clone();
+            if newest.filter.needs() == self.service.filter.needs() {
+                self.service = newest;
+            } else {
+                debug!(
+                    session = self.id,
+                    "new configuration needs a new negotiation; it applies to new connections"
+                );
+            }
+        }
+    }
+
+    async fn send(&mut self, responses: &[Response]) -> Result<(), SessionError> {
+        let limit = self.service.settings.write_timeout;
+        match timeout(limit, self.framed.send(responses)).await {
+            Err(_) => Err(SessionError::WriteTimeout(limit)),
+            Ok(result) => result.map_err(SessionError::Io),
+        }
+    }
+
+    async fn end_of_message(&mut self, tx: Transaction) -> Result<(), SessionError> {
+        let started = Instant::now();
+        let negotiated = *self.session.negotiated().ok_or(ProtocolError::OutOfOrder {
+            command: "EOM",
+            state: "before option negotiation",
+        })?;
+        let tx = Arc::new(tx);
+        let decision = self.decide(tx.clone()).await?;
+        let responses = match respond::responses(&decision, &negotiated) {
+            Ok(responses) => responses,
+            Err(e) => {
+                error!(
+                    session = self.id,
+                    queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+                    "cannot apply the decision: {e}; answering tempfail"
+                );
+                fallback_responses(&negotiated)
+            }
+        };
+        self.send(&responses).await?;
+        log_decision(&tx, &decision, started.elapsed());
+        Ok(())
+    }
+
+    /// Runs the filter under the end-of-message deadline, telling the MTA we are still
+    /// working every `progress_interval`. A panic or the deadline becomes a tempfail.
+    async fn decide(&mut self, tx: Arc<Transaction>) -> Result<Decision, SessionError> {
+        let settings = self.service.settings.clone();
+        let service = self.service.clone();
+        let queue_id = tx.queue_id();
+        let mut work = catch_panic(async move { service.filter.decide(tx).await });
+        let deadline = tokio::time::sleep(settings.eom_timeout);
+        tokio::pin!(deadline);
+        let start = tokio::time::Instant::now() + settings.progress_interval;
+        let mut progress = tokio::time::interval_at(start, settings.progress_interval);
+        loop {
+            tokio::select! {
+                outcome = &mut work => {
+                    return Ok(outcome.unwrap_or_else(|panic| {
+                        error!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "filter panicked: {panic}; answering tempfail");
+                        Decision::tempfail("internal error")
+                    }));
+                }
+                () = &mut deadline => {
+                    warn!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "no decision within {:?}; answering tempfail", settings.eom_timeout);
+                    return Ok(Decision::tempfail("decision timed out"));
+                }
+                _ = progress.tick() => self.send(&[Response::Progress]).await?,
+            }
+        }
+    }
+}
+
+/// Used when a decision cannot be expressed: tempfail, so the MTA keeps the mail.
+fn fallback_responses(negotiated: &Negotiated) -> Vec<Response> {
+    respond::responses(&Decision::tempfail("internal error"), negotiated)
+        .unwrap_or_else(|_| vec![Response::Tempfail])
+}
+
+fn log_decision(tx: &Transaction, decision: &Decision, elapsed: Duration) {
+    let recipients: Vec<&str> = tx.recipients.iter().map(|r| r.address()).collect();
+    info!(
+        queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+        session = tx.session_id,
+        client_ip = tx.client.ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+        client_name = %tx.client.hostname,
+        helo = tx.client.helo.as_deref().unwrap_or("-"),
+        from = tx.sender.address(),
+        rcpt = %recipients.join(","),
+        size = tx.body_size,
+        verdict = decision.verdict.label(),
+        reason = %decision.reason,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "message decided"
+    );
+}

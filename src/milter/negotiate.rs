@@ -1,0 +1,241 @@
+//! Option negotiation: from what the MTA offers (protocol 2 to 6) and what the
+//! filter needs, choose the version, the actions and the protocol bits, and the macro
+//! lists to ask for. We ask for no-reply on every step we never answer, skip what we
+//! do not need, and request the macros we depend on so that an admin's shortened
+//! `milter_*_macros` cannot silently break the sign-or-verify decision.
+
+use super::error::ProtocolError;
+use super::filter::{BodyNeed, Needs};
+use super::flags::{Actions, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Protocol, Stage};
+use super::response::Response;
+
+/// The macros we ask for at each stage. A requested list replaces Postfix's default
+/// for that stage, so each keeps the defaults and adds what we use.
+pub const MACRO_LISTS: [(Stage, &str); 7] = [
+    (
+        Stage::Connect,
+        "j _ v {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_name} {client_ptr} {client_port}",
+    ),
+    (
+        Stage::Helo,
+        "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
+    ),
+    (
+        Stage::Mail,
+        "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
+    ),
+    (Stage::Rcpt, "i {rcpt_addr} {rcpt_host} {rcpt_mailer}"),
+    (Stage::Data, "i {auth_type} {auth_authen}"),
+    (Stage::Eoh, "i"),
+    (Stage::Eom, "i {auth_type} {auth_authen}"),
+];
+
+/// The outcome of negotiation, which the session obeys for the rest of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: u32,
+    pub actions: Actions,
+    pub protocol: Protocol,
+}
+
+impl Negotiated {
+    /// True when we promised not to reply at the step that `nr_bit` stands for.
+    pub fn no_reply(&self, nr_bit: Protocol) -> bool {
+        self.protocol.contains(nr_bit)
+    }
+
+    /// True when header values arrive with their leading whitespace intact.
+    pub fn headers_exact(&self) -> bool {
+        self.protocol.contains(Protocol::HEADER_LEADING_SPACE)
+    }
+}
+
+pub fn negotiate(
+    offered_version: u32,
+    offered_actions: u32,
+    offered_protocol: u32,
+    needs: &Needs,
+) -> Result<(Negotiated, Response), ProtocolError> {
+    if offered_version < MIN_PROTOCOL_VERSION {
+        return Err(ProtocolError::Negotiation(format!(
+            "the MTA speaks milter protocol {offered_version}, we need {MIN_PROTOCOL_VERSION} or later"
+        )));
+    }
+    let version = offered_version.min(PROTOCOL_VERSION);
+    let offered_actions = match offered_actions {
+        0 => Actions::V1_DEFAULT,
+        bits => Actions(bits),
+    };
+    let offered = match offered_protocol {
+        0 => Protocol::V1_DEFAULT,
+        bits => Protocol(bits),
+    };
+
+    let missing = needs.actions.difference(offered_actions);
+    if missing != Actions::empty() {
+        return Err(ProtocolError::Negotiation(format!(
+            "the MTA does not allow the modifications we need (missing action bits {:#x}, offered {:#x})",
+            missing.0, offered_actions.0
+        )));
+    }
+    let mut actions = needs.actions;
+    let use_symlists = version >= 6 && offered_actions.contains(Actions::SET_SYMBOL_LIST);
+    if use_symlists {
+        actions = actions.union(Actions::SET_SYMBOL_LIST);
+    }
+
+    // We decide only at end-of-message, so no earlier step ever needs a reply.
+    let mut want = Protocol::NO_UNKNOWN
+        .union(Protocol::NR_CONNECT)
+        .union(Protocol::NR_HELO)
+        .union(Protocol::NR_MAIL)
+        .union(Protocol::NR_RCPT)
+        .union(Protocol::NR_DATA)
+        .union(Protocol::NR_UNKNOWN)
+        .union(Protocol::HEADER_LEADING_SPACE);
+    want = if needs.headers {
+        want.union(Protocol::NR_HEADER).union(Protocol::NR_EOH)
+    } else {
+        want.union(Protocol::NO_HEADERS).union(Protocol::NO_EOH)
+    };
+    want = match needs.body {
+        BodyNeed::Nothing => want.union(Protocol::NO_BODY),
+        BodyNeed::Whole => want.union(Protocol::NR_BODY),
+        // Answering each chunk is the price of being able to say "skip the rest".
+        BodyNeed::Prefix(_) => want.union(Protocol::SKIP),
+    };
+    let protocol = want.intersection(offered);
+
+    let macros = if use_symlists {
+        MACRO_LISTS
+            .iter()
+            .map(|(s, names)| (*s, (*names).to_owned()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let reply = Response::OptNeg {
+        version,
+        actions: actions.0,
+        protocol: protocol.0,
+        macros,
+    };
+    Ok((
+        Negotiated {
+            version,
+            actions,
+            protocol,
+        },
+        reply,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(body: BodyNeed) -> Needs {
+        Needs {
+            actions: Actions::ADD_HEADERS,
+            headers: true,
+            body,
+        }
+    }
+
+    #[test]
+    fn postfix_v6_gets_no_reply_everywhere_and_macro_lists() {
+        let (n, reply) = negotiate(6, 0x1ff, 0x1f_ffff, &needs(BodyNeed::Whole)).unwrap();
+        assert_eq!(n.version, 6);
+        assert_eq!(
+            n.actions,
+            Actions::ADD_HEADERS.union(Actions::SET_SYMBOL_LIST)
+        );
+        for bit in [
+            Protocol::NR_CONNECT,
+            Protocol::NR_HELO,
+            Protocol::NR_MAIL,
+            Protocol::NR_RCPT,
+            Protocol::NR_DATA,
+            Protocol::NR_HEADER,
+            Protocol::NR_EOH,
+            Protocol::NR_BODY,
+            Protocol::HEADER_LEADING_SPACE,
+            Protocol::NO_UNKNOWN,
+        ] {
+            assert!(n.protocol.contains(bit), "{bit:?}");
+        }
+        assert!(!n.protocol.contains(Protocol::NO_CONNECT));
+        assert!(!n.protocol.contains(Protocol::NO_BODY));
+        let Response::OptNeg { macros, .. } = reply else {
+            panic!()
+        };
+        assert_eq!(macros.len(), 7);
+        assert!(
+            macros
+                .iter()
+                .any(|(s, m)| *s == Stage::Mail && m.contains("{auth_authen}"))
+        );
+    }
+
+    #[test]
+    fn prefix_body_uses_skip_not_no_reply() {
+        let (n, _) = negotiate(6, 0x1ff, 0x1f_ffff, &needs(BodyNeed::Prefix(1000))).unwrap();
+        assert!(n.protocol.contains(Protocol::SKIP));
+        assert!(!n.protocol.contains(Protocol::NR_BODY));
+        let (n, _) = negotiate(6, 0x1ff, 0x1f_ffff, &needs(BodyNeed::Nothing)).unwrap();
+        assert!(n.protocol.contains(Protocol::NO_BODY));
+    }
+
+    #[test]
+    fn old_mtas_get_what_they_can_give() {
+        // Protocol 2: Sendmail 8.13 era, actions and steps of the v1 set.
+        let (n, reply) = negotiate(2, 0x0f, 0x7f, &needs(BodyNeed::Whole)).unwrap();
+        assert_eq!(n.version, 2);
+        assert!(!n.no_reply(Protocol::NR_MAIL));
+        assert!(!n.headers_exact());
+        assert!(
+            !n.protocol.contains(Protocol::NR_HEADER),
+            "v2 offers no NR bits"
+        );
+        let Response::OptNeg {
+            macros, actions, ..
+        } = reply
+        else {
+            panic!()
+        };
+        assert!(macros.is_empty());
+        assert_eq!(actions, 0x1);
+        // All-zero fields mean the v1 sets.
+        let (n, _) = negotiate(2, 0, 0, &needs(BodyNeed::Whole)).unwrap();
+        assert_eq!(n.actions, Actions::ADD_HEADERS);
+        for v in 3..=5 {
+            assert_eq!(
+                negotiate(v, 0x1ff, 0x3ff, &needs(BodyNeed::Whole))
+                    .unwrap()
+                    .0
+                    .version,
+                v
+            );
+        }
+        assert_eq!(
+            negotiate(7, 0x1ff, 0x1f_ffff, &needs(BodyNeed::Whole))
+                .unwrap()
+                .0
+                .version,
+            6
+        );
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let err = negotiate(1, 0x1ff, 0x7f, &needs(BodyNeed::Whole)).unwrap_err();
+        assert!(err.to_string().contains("protocol 1"), "{err}");
+        let quarantine = Needs {
+            actions: Actions::QUARANTINE,
+            headers: true,
+            body: BodyNeed::Whole,
+        };
+        let err = negotiate(6, 0x1, 0x1f_ffff, &quarantine).unwrap_err();
+        assert!(err.to_string().contains("0x20"), "{err}");
+    }
+}
