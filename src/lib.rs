@@ -1,9 +1,14 @@
 //! mailwarden: a mail-security milter for Postfix. See `ARCHITECTURE.md` in the
 //! design notes for the layers; each module's own doc says what it is for.
 
+pub mod config;
+pub mod daemon;
 pub mod decision;
 pub mod milter;
+pub mod observe;
 pub mod panic_guard;
+pub mod pipeline;
 pub mod reply;
 pub mod shutdown;
+pub mod systemd;
 pub mod transaction;

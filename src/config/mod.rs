@@ -1,0 +1,27 @@
+//! Configuration: the TOML schema, its defaults, and validation with errors that name
+//! file, line, key and reason. Unknown keys are errors, never silently ignored.
+
+mod error;
+mod model;
+mod parse;
+mod reload;
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+pub use parse::{built_in, host_name, load_file, parse_log_format, parse_str};
+pub use reload::needs_restart;
+pub use units::{parse_duration, parse_size};
+
+use std::path::Path;
+
+/// Loads `path`, or the built-in defaults when there is none.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    match path {
+        Some(p) => load_file(p),
+        None => Ok(built_in()),
+    }
+}

@@ -1,0 +1,89 @@
+//! The validated configuration. Everything here has already been checked; the rest
+//! of the daemon uses these values without re-checking them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::milter::{ListenAddr, SessionSettings};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from; `None` when running on built-in defaults.
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub dns: DnsConfig,
+    pub inbound: InboundConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: Vec<ListenAddr>,
+    /// Permission bits of unix listening sockets.
+    pub socket_mode: u32,
+    pub max_sessions: u32,
+    pub negotiate_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub eom_timeout: Duration,
+    pub progress_interval: Duration,
+    /// How long SIGTERM waits for sessions to finish their message.
+    pub shutdown_timeout: Duration,
+    pub max_packet_size: usize,
+    pub max_message_size: usize,
+    /// Add `X-Mailwarden: <version> <queue id>` to every message.
+    pub trace_header: bool,
+}
+
+impl ServerConfig {
+    pub fn session_settings(&self) -> SessionSettings {
+        SessionSettings {
+            negotiate_timeout: self.negotiate_timeout,
+            idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
+            eom_timeout: self.eom_timeout,
+            progress_interval: self.progress_interval,
+            max_packet: self.max_packet_size,
+            max_body: self.max_message_size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `mailwarden=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsConfig {
+    /// Empty: use the system resolver configuration (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDnsError {
+    Tempfail,
+    Accept,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundConfig {
+    pub authserv_id: String,
+    pub trusted_networks: Vec<IpNet>,
+    pub skip_authenticated: bool,
+    pub dmarc_enforce: bool,
+    pub on_dns_error: OnDnsError,
+}

@@ -1,0 +1,417 @@
+//! From TOML text to a [`Config`]: a raw layer that mirrors the file (with spans, so
+//! every error has a line), then a conversion that checks every value and collects
+//! all errors instead of stopping at the first.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::model::*;
+use super::units::{parse_duration, parse_size};
+use crate::milter::ListenAddr;
+use crate::milter::codec::MAX_CHUNK;
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: Option<RawServer>,
+    log: Option<RawLog>,
+    dns: Option<RawDns>,
+    inbound: Option<RawInbound>,
+    signing: S<toml::Value>,
+    antivirus: S<toml::Value>,
+    rules: S<toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: S<Vec<Spanned<String>>>,
+    socket_mode: S<String>,
+    max_sessions: S<i64>,
+    negotiate_timeout: S<String>,
+    idle_timeout: S<String>,
+    write_timeout: S<String>,
+    eom_timeout: S<String>,
+    progress_interval: S<String>,
+    shutdown_timeout: S<String>,
+    max_packet_size: S<String>,
+    max_message_size: S<String>,
+    trace_header: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: S<String>,
+    level: S<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    nameservers: Option<Vec<Spanned<String>>>,
+    timeout: S<String>,
+    attempts: S<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInbound {
+    authserv_id: S<String>,
+    trusted_networks: Option<Vec<Spanned<String>>>,
+    skip_authenticated: Option<bool>,
+    dmarc_enforce: Option<bool>,
+    on_dns_error: S<String>,
+}
+
+/// Collects errors with positions resolved against the source text.
+struct Checker<'a> {
+    file: Option<&'a Path>,
+    source: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Checker<'a> {
+    fn error(&mut self, span: Option<Range<usize>>, key: &str, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.map(Path::to_path_buf),
+            position: span.map(|s| line_column(self.source, s.start)),
+            key: Some(key.to_owned()),
+            reason: reason.into(),
+        });
+    }
+
+    /// Parses an optional spanned string with `parse`, falling back to `default`.
+    fn value<T>(
+        &mut self,
+        raw: S<String>,
+        key: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        match raw {
+            None => default,
+            Some(spanned) => match parse(spanned.get_ref()) {
+                Ok(v) => v,
+                Err(reason) => {
+                    self.error(Some(spanned.span()), key, reason);
+                    default
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, raw: S<String>, key: &str, default: Duration) -> Duration {
+        self.value(raw, key, default, |t| match parse_duration(t)? {
+            d if d.is_zero() => Err("must be longer than zero".to_owned()),
+            d => Ok(d),
+        })
+    }
+
+    fn size(&mut self, raw: S<String>, key: &str, default: usize, min: usize) -> usize {
+        self.value(raw, key, default, |t| {
+            let n = usize::try_from(parse_size(t)?).map_err(|_| "too large".to_owned())?;
+            if n < min {
+                Err(format!("must be at least {min} bytes"))
+            } else {
+                Ok(n)
+            }
+        })
+    }
+
+    fn integer(&mut self, raw: S<i64>, key: &str, default: u32, range: Range<i64>) -> u32 {
+        match raw {
+            None => default,
+            Some(v) if range.contains(v.get_ref()) => *v.get_ref() as u32,
+            Some(v) => {
+                let reason = format!(
+                    "{} is out of range ({} to {})",
+                    v.get_ref(),
+                    range.start,
+                    range.end - 1
+                );
+                self.error(Some(v.span()), key, reason);
+                default
+            }
+        }
+    }
+
+    fn list<T>(
+        &mut self,
+        raw: Vec<Spanned<String>>,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(raw.len());
+        for item in raw {
+            match parse(item.get_ref()) {
+                Ok(v) => out.push(v),
+                Err(reason) => self.error(Some(item.span()), key, reason),
+            }
+        }
+        out
+    }
+}
+
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Reads and checks a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: Some(path.to_path_buf()),
+            position: None,
+            key: None,
+            reason: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse_str(&source, Some(path))
+}
+
+/// The configuration with nothing configured.
+pub fn built_in() -> Config {
+    match parse_str("", None) {
+        Ok(config) => config,
+        Err(e) => unreachable!("the built-in defaults are valid: {e}"),
+    }
+}
+
+pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(source).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.map(Path::to_path_buf),
+            position: e.span().map(|s| line_column(source, s.start)),
+            key: None,
+            reason: e.message().trim().to_owned(),
+        }])
+    })?;
+    let mut c = Checker {
+        file,
+        source,
+        errors: Vec::new(),
+    };
+    for (section, value) in [
+        ("signing", &raw.signing),
+        ("antivirus", &raw.antivirus),
+        ("rules", &raw.rules),
+    ] {
+        if let Some(v) = value {
+            c.error(
+                Some(v.span()),
+                section,
+                "not available in this version of mailwarden yet; remove it (mail would otherwise pass without it)",
+            );
+        }
+    }
+    let server = check_server(&mut c, raw.server.unwrap_or_default());
+    let log = check_log(&mut c, raw.log.unwrap_or_default());
+    let dns = check_dns(&mut c, raw.dns.unwrap_or_default());
+    let inbound = check_inbound(&mut c, raw.inbound.unwrap_or_default());
+    if c.errors.is_empty() {
+        Ok(Config {
+            source: file.map(PathBuf::from),
+            server,
+            log,
+            dns,
+            inbound,
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+fn check_server(c: &mut Checker, raw: RawServer) -> ServerConfig {
+    let listen = match raw.listen {
+        None => vec![ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], 8891)))],
+        Some(list) => {
+            let span = list.span();
+            let parsed = c.list(list.into_inner(), "server.listen", ListenAddr::from_str);
+            if parsed.is_empty() {
+                c.error(Some(span), "server.listen", "needs at least one address");
+            }
+            parsed
+        }
+    };
+    let socket_mode =
+        c.value(
+            raw.socket_mode,
+            "server.socket_mode",
+            0o660,
+            |t| match u32::from_str_radix(t, 8) {
+                Ok(m) if m <= 0o777 && t.len() <= 4 => Ok(m),
+                _ => Err(format!(
+                    "{t:?} is not an octal permission mode like \"0660\""
+                )),
+            },
+        );
+    let eom_timeout = c.duration(
+        raw.eom_timeout,
+        "server.eom_timeout",
+        Duration::from_secs(250),
+    );
+    let progress_span = raw.progress_interval.as_ref().map(Spanned::span);
+    let progress_interval = c.duration(
+        raw.progress_interval,
+        "server.progress_interval",
+        Duration::from_secs(10),
+    );
+    if progress_interval >= eom_timeout {
+        c.error(
+            progress_span,
+            "server.progress_interval",
+            "must be shorter than server.eom_timeout, or Postfix never hears that we are still working",
+        );
+    }
+    ServerConfig {
+        listen,
+        socket_mode,
+        max_sessions: c.integer(raw.max_sessions, "server.max_sessions", 2000, 1..1_000_001),
+        negotiate_timeout: c.duration(
+            raw.negotiate_timeout,
+            "server.negotiate_timeout",
+            Duration::from_secs(10),
+        ),
+        idle_timeout: c.duration(
+            raw.idle_timeout,
+            "server.idle_timeout",
+            Duration::from_secs(1800),
+        ),
+        write_timeout: c.duration(
+            raw.write_timeout,
+            "server.write_timeout",
+            Duration::from_secs(10),
+        ),
+        eom_timeout,
+        progress_interval,
+        shutdown_timeout: c.duration(
+            raw.shutdown_timeout,
+            "server.shutdown_timeout",
+            Duration::from_secs(30),
+        ),
+        // Below one body chunk plus framing, Postfix's normal packets would be refused.
+        max_packet_size: c.size(
+            raw.max_packet_size,
+            "server.max_packet_size",
+            1 << 20,
+            MAX_CHUNK + 16,
+        ),
+        max_message_size: c.size(raw.max_message_size, "server.max_message_size", 64 << 20, 1),
+        trace_header: raw.trace_header.unwrap_or(true),
+    }
+}
+
+fn check_log(c: &mut Checker, raw: RawLog) -> LogConfig {
+    let format = c.value(raw.format, "log.format", LogFormat::Text, parse_log_format);
+    let level = c.value(raw.level, "log.level", "info".to_owned(), |t| {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(t)
+            .map(|_| t.to_owned())
+            .map_err(|e| {
+                format!("{t:?} is not a log filter such as \"info\" or \"mailwarden=debug\": {e}")
+            })
+    });
+    LogConfig { format, level }
+}
+
+pub fn parse_log_format(t: &str) -> Result<LogFormat, String> {
+    match t {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "{other:?} is not a log format: use \"text\" or \"json\""
+        )),
+    }
+}
+
+fn check_dns(c: &mut Checker, raw: RawDns) -> DnsConfig {
+    let nameservers = c.list(
+        raw.nameservers.unwrap_or_default(),
+        "dns.nameservers",
+        |t| {
+            t.parse::<SocketAddr>().map_err(|_| {
+                format!("{t:?} is not IP:PORT (e.g. \"127.0.0.1:53\" or \"[::1]:53\")")
+            })
+        },
+    );
+    DnsConfig {
+        nameservers,
+        timeout: c.duration(raw.timeout, "dns.timeout", Duration::from_secs(3)),
+        attempts: c.integer(raw.attempts, "dns.attempts", 2, 1..11),
+    }
+}
+
+fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
+    let authserv_id = c.value(raw.authserv_id, "inbound.authserv_id", host_name(), |t| {
+        let valid = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if valid {
+            Ok(t.to_owned())
+        } else {
+            Err(format!(
+                "{t:?} is not a host name (letters, digits, '-', '.' and '_')"
+            ))
+        }
+    });
+    let trusted = raw
+        .trusted_networks
+        .map(|list| c.list(list, "inbound.trusted_networks", parse_network));
+    InboundConfig {
+        authserv_id,
+        trusted_networks: trusted.unwrap_or_else(|| {
+            vec![
+                IpNet::from_str("127.0.0.0/8").unwrap_or_default(),
+                IpNet::from_str("::1/128").unwrap_or_default(),
+            ]
+        }),
+        skip_authenticated: raw.skip_authenticated.unwrap_or(true),
+        dmarc_enforce: raw.dmarc_enforce.unwrap_or(true),
+        on_dns_error: c.value(
+            raw.on_dns_error,
+            "inbound.on_dns_error",
+            OnDnsError::Tempfail,
+            |t| match t {
+                "tempfail" => Ok(OnDnsError::Tempfail),
+                "accept" => Ok(OnDnsError::Accept),
+                other => Err(format!(
+                    "{other:?} is not an action: use \"tempfail\" or \"accept\""
+                )),
+            },
+        ),
+    }
+}
+
+/// A CIDR block, or a single address meaning just that host.
+fn parse_network(t: &str) -> Result<IpNet, String> {
+    t.parse::<IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{t:?} is not a network like \"192.0.2.0/24\" or an IP address"))
+}
+
+/// The machine's host name, the default authserv-id.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length and gethostname writes at most
+    // that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}

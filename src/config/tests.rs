@@ -1,0 +1,191 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::milter::ListenAddr;
+
+fn errors(source: &str) -> Vec<String> {
+    match parse_str(source, Some(Path::new("/etc/mw.toml"))) {
+        Ok(_) => panic!("expected errors for:\n{source}"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn built_in_defaults() {
+    let c = built_in();
+    assert_eq!(c.source, None);
+    assert_eq!(
+        c.server.listen,
+        vec!["inet:127.0.0.1:8891".parse::<ListenAddr>().unwrap()]
+    );
+    assert_eq!(c.server.socket_mode, 0o660);
+    assert_eq!(c.server.max_sessions, 2000);
+    assert_eq!(c.server.eom_timeout, Duration::from_secs(250));
+    assert!(
+        c.server.eom_timeout < Duration::from_secs(300),
+        "below Postfix's content timeout"
+    );
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert!(c.dns.nameservers.is_empty());
+    assert_eq!(c.inbound.on_dns_error, OnDnsError::Tempfail);
+    assert_eq!(c.inbound.authserv_id, host_name());
+    assert!(c.inbound.dmarc_enforce && c.inbound.skip_authenticated);
+}
+
+#[test]
+fn shipped_sample_config_parses_and_documents_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/mailwarden.toml");
+    let sample = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let defaults = built_in();
+    assert_eq!(sample.server, defaults.server);
+    assert_eq!(sample.log, defaults.log);
+    assert_eq!(sample.dns, defaults.dns);
+    assert_eq!(sample.inbound.authserv_id, "mx.example.com");
+
+    // Uncommenting every key must give the same values: the comments tell the truth.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                    k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                }) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let all = parse_str(&uncommented, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.server, defaults.server);
+    assert_eq!(all.log, defaults.log);
+    assert_eq!(all.dns.timeout, defaults.dns.timeout);
+    assert_eq!(all.dns.attempts, defaults.dns.attempts);
+    assert_eq!(
+        all.inbound.trusted_networks,
+        defaults.inbound.trusted_networks
+    );
+}
+
+#[test]
+fn a_bogus_key_is_refused_in_every_table() {
+    for table in ["", "[server]\n", "[log]\n", "[dns]\n", "[inbound]\n"] {
+        let source = format!("{table}bogus_key = 1\n");
+        let errs = errors(&source);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("unknown field `bogus_key`"), "{}", errs[0]);
+        let line = if table.is_empty() { 1 } else { 2 };
+        assert!(
+            errs[0].starts_with(&format!("/etc/mw.toml:{line}:")),
+            "{}",
+            errs[0]
+        );
+    }
+}
+
+#[test]
+fn every_bad_value_is_reported_with_file_line_and_key() {
+    let source = r#"
+[server]
+listen = ["inet:127.0.0.1:8891", "tcp:1.2.3.4:5"]
+socket_mode = "rw-rw----"
+max_sessions = 0
+eom_timeout = "300"
+progress_interval = "5m"
+max_packet_size = "1KiB"
+
+[log]
+format = "xml"
+
+[dns]
+nameservers = ["127.0.0.1"]
+timeout = "0s"
+
+[inbound]
+authserv_id = "mx example"
+trusted_networks = ["10.0.0.0/33", "192.0.2.1"]
+on_dns_error = "ignore"
+"#;
+    let errs = errors(source);
+    let expected = [
+        "/etc/mw.toml:3:34: server.listen: \"tcp:1.2.3.4:5\" must start with",
+        "/etc/mw.toml:4:15: server.socket_mode:",
+        "/etc/mw.toml:6:15: server.eom_timeout: \"300\" needs a unit",
+        "/etc/mw.toml:7:21: server.progress_interval: must be shorter than server.eom_timeout",
+        "/etc/mw.toml:5:16: server.max_sessions: 0 is out of range",
+        "/etc/mw.toml:8:19: server.max_packet_size: must be at least",
+        "/etc/mw.toml:11:10: log.format: \"xml\" is not a log format",
+        "/etc/mw.toml:14:16: dns.nameservers: \"127.0.0.1\" is not IP:PORT",
+        "/etc/mw.toml:15:11: dns.timeout: must be longer than zero",
+        "/etc/mw.toml:18:15: inbound.authserv_id:",
+        "/etc/mw.toml:19:21: inbound.trusted_networks: \"10.0.0.0/33\"",
+        "/etc/mw.toml:20:16: inbound.on_dns_error:",
+    ];
+    for want in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in\n{}",
+            errs.join("\n")
+        );
+    }
+    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+}
+
+#[test]
+fn features_not_built_yet_are_refused_not_ignored() {
+    let errs = errors("[antivirus]\nclamd = \"tcp:127.0.0.1:3310\"\n");
+    assert!(
+        errs[0].starts_with("/etc/mw.toml:1:1: antivirus: not available"),
+        "{errs:?}"
+    );
+    let errs = errors("[[rules]]\nname = \"x\"\n");
+    assert!(errs[0].contains("rules: not available"), "{errs:?}");
+}
+
+#[test]
+fn syntax_and_type_errors_have_positions() {
+    let errs = errors("[server]\nlisten = \"inet:127.0.0.1:1\"\n");
+    assert!(errs[0].starts_with("/etc/mw.toml:2:10:"), "{errs:?}");
+    let errs = errors("[server\n");
+    assert!(errs[0].starts_with("/etc/mw.toml:1:"), "{errs:?}");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = load_file(Path::new("/nonexistent/mw.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/nonexistent/mw.toml: cannot read the file:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_take_effect() {
+    let c = parse_str(
+        r#"
+[server]
+listen = ["unix:/run/mailwarden/milter.sock", "inet:[::1]:9000"]
+socket_mode = "0600"
+max_message_size = "10MiB"
+[log]
+format = "json"
+[dns]
+nameservers = ["127.0.0.1:5353"]
+[inbound]
+trusted_networks = ["192.0.2.0/24", "2001:db8::1"]
+"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.len(), 2);
+    assert_eq!(c.server.socket_mode, 0o600);
+    assert_eq!(c.server.session_settings().max_body, 10 << 20);
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.dns.nameservers[0].port(), 5353);
+    assert_eq!(c.inbound.trusted_networks[1].prefix_len(), 128);
+}

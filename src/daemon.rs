@@ -1,0 +1,158 @@
+//! `mailwarden serve`: load the configuration, bind every socket, tell systemd we are
+//! ready, then serve until SIGTERM, reloading on SIGHUP. A reload is validated in
+//! full before it replaces anything; a broken file leaves the running configuration
+//! in place and says why.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, LogFormat};
+use crate::milter::{ListenAddr, Server, Service};
+use crate::observe::{self, LogHandle};
+use crate::pipeline::Pipeline;
+use crate::shutdown;
+use crate::systemd;
+
+/// What the command line says about serving.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub config_path: Option<PathBuf>,
+    /// Replaces `server.listen` when not empty.
+    pub listen: Vec<ListenAddr>,
+    /// Replaces `log.format` when given.
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeOptions {
+    /// Loads the configuration with the command-line overrides applied.
+    fn load(&self) -> Result<Config, config::ConfigErrors> {
+        let mut config = config::load(self.config_path.as_deref())?;
+        if !self.listen.is_empty() {
+            config.server.listen = self.listen.clone();
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        Ok(config)
+    }
+}
+
+fn service(config: &Config) -> Arc<Service<Pipeline>> {
+    Arc::new(Service {
+        settings: config.server.session_settings(),
+        filter: Pipeline::from_config(config),
+    })
+}
+
+/// Runs the daemon to its end. Errors before serving (bad config, a socket that
+/// cannot be bound) are returned as text for `main` to print and exit non-zero.
+pub async fn serve(options: ServeOptions) -> Result<(), String> {
+    let config = options.load().map_err(|e| e.to_string())?;
+    let log = observe::init(config.log.format, &config.log.level);
+    match &config.source {
+        Some(path) => info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "mailwarden starting with configuration {}",
+            path.display()
+        ),
+        None => info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "mailwarden starting on built-in defaults (no -c given): listen {}, system DNS",
+            config
+                .server
+                .listen
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+
+    let (services_tx, services_rx) = watch::channel(service(&config));
+    let server = Server::bind(
+        &config.server.listen,
+        config.server.socket_mode,
+        config.server.max_sessions,
+        services_rx,
+    )
+    .await
+    .map_err(|e| {
+        error!("{e}");
+        e.to_string()
+    })?;
+    for addr in server.local_addrs() {
+        info!(listen = %addr, "listening for milter connections");
+    }
+
+    let (trigger, shutdown) = shutdown::channel();
+    let drain = config.server.shutdown_timeout;
+    let serving = tokio::spawn(server.serve(shutdown, drain));
+    systemd::notify("READY=1\nSTATUS=serving");
+
+    let mut running = config;
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => reload(&options, &mut running, &services_tx, &log),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    info!("shutting down: no new connections; sessions finish their message");
+    systemd::notify("STOPPING=1\nSTATUS=draining");
+    trigger.trigger();
+    match serving.await {
+        Ok(drained) if drained.abandoned == 0 => info!("all sessions finished; exiting"),
+        Ok(drained) => warn!(
+            abandoned = drained.abandoned,
+            "exiting with sessions still open"
+        ),
+        Err(e) => error!("server task failed: {e}"),
+    }
+    Ok(())
+}
+
+fn reload(
+    options: &ServeOptions,
+    running: &mut Config,
+    services: &watch::Sender<Arc<Service<Pipeline>>>,
+    log: &LogHandle,
+) {
+    systemd::reloading();
+    match options.load() {
+        Err(errors) => {
+            for e in &errors.0 {
+                error!("reload refused, keeping the running configuration: {e}");
+            }
+        }
+        Ok(new) => {
+            for key in config::needs_restart(running, &new) {
+                warn!(
+                    key,
+                    "changed in the new configuration; it takes effect only after a restart"
+                );
+            }
+            if let Err(e) = log.set_level(&new.log.level) {
+                warn!("log.level not applied: {e}");
+            }
+            services.send_replace(service(&new));
+            info!(
+                source = new
+                    .source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .as_deref()
+                    .unwrap_or("built-in defaults"),
+                "configuration reloaded; new messages use it"
+            );
+            *running = new;
+        }
+    }
+    systemd::notify("READY=1\nSTATUS=serving");
+}
