@@ -384,3 +384,71 @@ impl AsyncWrite for ClientStream {
         }
     }
 }
+
+/// A message file split the way an MTA hands it to a milter: header fields (name, and
+/// value with its leading whitespace and folded lines joined by LF) and the body with
+/// CRLF line ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitMessage {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl SplitMessage {
+    pub fn parse(raw: &[u8]) -> SplitMessage {
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut rest = raw;
+        loop {
+            let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                rest = next;
+                break;
+            }
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                if let Some((_, value)) = headers.last_mut() {
+                    value.push(b'\n');
+                    value.extend_from_slice(line);
+                }
+            } else if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = String::from_utf8_lossy(&line[..colon]).into_owned();
+                headers.push((name, line[colon + 1..].to_vec()));
+            }
+            rest = next;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        let mut body = Vec::with_capacity(rest.len() + rest.len() / 40);
+        for (i, &b) in rest.iter().enumerate() {
+            if b == b'\n' && (i == 0 || rest[i - 1] != b'\r') {
+                body.push(b'\r');
+            }
+            body.push(b);
+        }
+        SplitMessage { headers, body }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_headers_and_body_like_an_mta() {
+        let m =
+            SplitMessage::parse(b"From: a@b\nSubject: one\n\ttwo\nX-Empty:\n\nline1\nline2\r\n");
+        assert_eq!(
+            m.headers,
+            vec![
+                ("From".to_owned(), b" a@b".to_vec()),
+                ("Subject".to_owned(), b" one\n\ttwo".to_vec()),
+                ("X-Empty".to_owned(), b"".to_vec()),
+            ]
+        );
+        assert_eq!(m.body, b"line1\r\nline2\r\n");
+    }
+}

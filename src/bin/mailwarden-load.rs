@@ -1,0 +1,345 @@
+//! mailwarden-load: plays Postfix's side of the milter protocol against a running
+//! milter and measures it. N concurrent connections each send several messages
+//! (macros before every event, headers one by one, body in 64 KiB chunks, ABORT after
+//! each message, as Postfix does) and the tool prints messages/s and latency
+//! percentiles, from MAIL to the end-of-message decision.
+//!
+//! `--idle N` instead opens N connections, negotiates, and holds them open, for
+//! measuring the daemon's memory per idle session.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use mailwarden::milter::ListenAddr;
+use mailwarden::milter::client::{ClientError, ClientStream, MtaClient, SplitMessage};
+use mailwarden::milter::command::ClientAddress;
+use mailwarden::milter::response::Response;
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "mailwarden-load",
+    about = "Milter load generator (MTA side, Postfix-like)"
+)]
+struct Args {
+    /// Milter address: inet:HOST:PORT or unix:PATH.
+    #[arg(long, default_value = "inet:127.0.0.1:8891")]
+    target: ListenAddr,
+    /// Concurrent milter connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Messages sent on one connection before it quits and reconnects.
+    #[arg(long, default_value_t = 20)]
+    per_connection: usize,
+    /// How long to send, in seconds (after a one-second warm-up that is not counted).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Message files (.eml) or folders of them; each connection cycles through them.
+    #[arg(long)]
+    corpus: Vec<PathBuf>,
+    /// Size of the generated message when no corpus is given.
+    #[arg(long, default_value_t = 5 * 1024)]
+    size: usize,
+    /// Open this many connections, negotiate, and hold them idle instead of sending.
+    #[arg(long)]
+    idle: Option<usize>,
+    /// With --idle: how long to hold the connections, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    hold: f64,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    rejected: u64,
+    first_error: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailwarden-load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match args.idle {
+            Some(n) => idle(&args, n).await,
+            None => load(args).await,
+        }
+    })
+}
+
+async fn idle(args: &Args, count: usize) -> ExitCode {
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        match open(&args.target).await {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                eprintln!("connection {i} failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!(
+        "holding {count} idle negotiated connections for {}s",
+        args.hold
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+    ExitCode::SUCCESS
+}
+
+async fn open(target: &ListenAddr) -> Result<MtaClient<ClientStream>, ClientError> {
+    let mut mta = MtaClient::connect(target).await?;
+    mta.negotiate_like_postfix().await?;
+    mta.macros(
+        b'C',
+        &[
+            ("j", "mx.load.test"),
+            ("daemon_name", "smtpd"),
+            ("_", "client.load.test [192.0.2.7]"),
+        ],
+    );
+    mta.connect_info(
+        "client.load.test",
+        ClientAddress::Inet {
+            ip: "192.0.2.7".parse().map_err(|_| ClientError::Closed)?,
+            port: 40000,
+        },
+    )
+    .await?;
+    mta.macros(b'H', &[]);
+    mta.helo("client.load.test").await?;
+    Ok(mta)
+}
+
+async fn load(args: Args) -> ExitCode {
+    let corpus = match read_corpus(&args) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("mailwarden-load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let warmup = Duration::from_secs(1);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let stop = measure_from + Duration::from_secs_f64(args.duration);
+    let mut workers = Vec::new();
+    for w in 0..args.connections {
+        let args = args.clone();
+        let corpus = corpus.clone();
+        workers.push(tokio::spawn(async move {
+            worker(w, &args, &corpus, measure_from, stop).await
+        }));
+    }
+    let mut total = Tally::default();
+    for w in workers {
+        match w.await {
+            Ok(t) => {
+                total.latencies_us.extend(t.latencies_us);
+                total.errors += t.errors;
+                total.rejected += t.rejected;
+                total.first_error = total.first_error.or(t.first_error);
+            }
+            Err(e) => {
+                total.errors += 1;
+                total.first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let elapsed = Instant::now()
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
+    report(&args, &corpus, &mut total, elapsed);
+    if total.errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(args: &Args, corpus: &[SplitMessage], t: &mut Tally, elapsed: f64) {
+    t.latencies_us.sort_unstable();
+    let n = t.latencies_us.len();
+    let pct = |p: f64| -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        f64::from(t.latencies_us[i]) / 1000.0
+    };
+    let avg_size = corpus
+        .iter()
+        .map(|m| {
+            m.body.len()
+                + m.headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 3)
+                    .sum::<usize>()
+        })
+        .sum::<usize>()
+        / corpus.len().max(1);
+    println!("target            {}", args.target);
+    println!(
+        "connections       {} ({} messages each, then reconnect)",
+        args.connections, args.per_connection
+    );
+    println!(
+        "corpus            {} message(s), average {} bytes",
+        corpus.len(),
+        avg_size
+    );
+    println!("measured          {elapsed:.1} s");
+    println!(
+        "messages          {n} ({} rejected/tempfailed, {} errors)",
+        t.rejected, t.errors
+    );
+    println!(
+        "throughput        {:.0} messages/s",
+        n as f64 / elapsed.max(1e-9)
+    );
+    println!(
+        "latency ms        p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0)
+    );
+    if let Some(e) = &t.first_error {
+        println!("first error       {e}");
+    }
+}
+
+async fn worker(
+    id: usize,
+    args: &Args,
+    corpus: &[SplitMessage],
+    measure_from: Instant,
+    stop: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut next = id % corpus.len();
+    let mut queue_seq = 0u64;
+    while Instant::now() < stop {
+        let mut mta = match open(&args.target).await {
+            Ok(m) => m,
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(format!("connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        for _ in 0..args.per_connection {
+            if Instant::now() >= stop {
+                break;
+            }
+            queue_seq += 1;
+            let queue_id = format!("L{id:04X}{queue_seq:08X}");
+            let began = Instant::now();
+            match send_message(&mut mta, &corpus[next], &queue_id).await {
+                Ok(decision) => {
+                    if began >= measure_from {
+                        tally
+                            .latencies_us
+                            .push(began.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        if !matches!(decision, Response::Continue | Response::Accept) {
+                            tally.rejected += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tally.errors += 1;
+                    tally.first_error.get_or_insert(format!("message: {e}"));
+                    break;
+                }
+            }
+            next = (next + 1) % corpus.len();
+        }
+        let _ = mta.quit().await;
+    }
+    tally
+}
+
+async fn send_message(
+    mta: &mut MtaClient<ClientStream>,
+    message: &SplitMessage,
+    queue_id: &str,
+) -> Result<Response, ClientError> {
+    mta.macros(b'M', &[("mail_addr", "sender@load.test")]);
+    mta.mail("<sender@load.test>", &["BODY=8BITMIME"]).await?;
+    mta.macros(b'R', &[("rcpt_addr", "rcpt@example.net")]);
+    mta.rcpt("<rcpt@example.net>").await?;
+    mta.macros(b'T', &[("i", queue_id)]);
+    mta.data().await?;
+    for (name, value) in &message.headers {
+        mta.macros(b'L', &[("i", queue_id)]);
+        mta.header(name, value).await?;
+    }
+    mta.macros(b'N', &[("i", queue_id)]);
+    mta.eoh().await?;
+    mta.macros(b'B', &[("i", queue_id)]);
+    mta.body(&message.body).await?;
+    mta.macros(b'E', &[("i", queue_id)]);
+    let reply = mta.eom().await?;
+    mta.abort();
+    Ok(reply.decision)
+}
+
+fn read_corpus(args: &Args) -> Result<Vec<SplitMessage>, String> {
+    let mut files = Vec::new();
+    for path in &args.corpus {
+        if path.is_dir() {
+            let entries =
+                std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut names: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            names.sort();
+            files.extend(names);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        return Ok(vec![SplitMessage::parse(&generated_message(args.size))]);
+    }
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read(f)
+                .map(|raw| SplitMessage::parse(&raw))
+                .map_err(|e| format!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
+/// A plain notification mail of about `size` bytes.
+fn generated_message(size: usize) -> Vec<u8> {
+    let mut m = b"From: Example App <noreply@load.test>\r\n\
+To: rcpt@example.net\r\n\
+Subject: Your weekly account summary\r\n\
+Date: Tue, 24 Nov 2026 08:00:00 +0000\r\n\
+Message-ID: <load-test-1@load.test>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\r\n"
+        .to_vec();
+    let line =
+        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    m
+}
