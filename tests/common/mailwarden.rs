@@ -1,0 +1,120 @@
+//! The mailwarden binary under test, started with a config file written into the
+//! test's temp dir; its log is captured in a file the test can read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, read_text, wait_for};
+
+pub struct Mailwarden {
+    child: Option<Child>,
+    pub port: u16,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+impl Mailwarden {
+    /// Starts `mailwarden serve -c DIR/mailwarden.toml` listening on a fresh port.
+    /// `extra` is appended to the config (other sections, or more [server] keys).
+    pub fn start(dir: &Path, server_keys: &str, extra: &str) -> Mailwarden {
+        let port = free_port();
+        let config_path = dir.join("mailwarden.toml");
+        std::fs::write(&config_path, Self::config(port, server_keys, extra)).expect("write config");
+        let log_path = dir.join("mailwarden.log");
+        let mut mw = Mailwarden {
+            child: None,
+            port,
+            config_path,
+            log_path,
+        };
+        mw.spawn();
+        mw
+    }
+
+    pub fn config(port: u16, server_keys: &str, extra: &str) -> String {
+        format!(
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n{server_keys}\n\n[inbound]\nauthserv_id = \"mx.harness.test\"\n\n{extra}\n"
+        )
+    }
+
+    fn spawn(&mut self) {
+        let log = File::create(&self.log_path).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+            .arg("serve")
+            .arg("-c")
+            .arg(&self.config_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("start mailwarden");
+        self.child = Some(child);
+        let port = self.port;
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(
+            up.is_some(),
+            "mailwarden did not listen on {port}; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn addr(&self) -> String {
+        format!("inet:127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        read_text(&self.log_path)
+    }
+
+    /// Waits until the log contains `needle` (counting from its `nth` occurrence).
+    pub fn wait_for_log(&self, needle: &str, count: usize, limit: Duration) -> bool {
+        wait_for(limit, || {
+            (self.log().matches(needle).count() >= count).then_some(())
+        })
+        .is_some()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let exited = wait_for(Duration::from_secs(40), || child.try_wait().ok().flatten());
+        if exited.is_none() {
+            let _ = child.kill();
+        }
+        exited
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Mailwarden {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

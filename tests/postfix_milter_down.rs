@@ -1,0 +1,63 @@
+//! With mailwarden stopped, Postfix applies `milter_default_action = tempfail`: the
+//! client gets a 4xx, nothing is delivered, and the client will retry later.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mailwarden::Mailwarden;
+use common::postfix::Postfix;
+use common::{fixture, require, shared_tempdir, smtp};
+
+#[test]
+fn stopped_milter_means_tempfail_not_delivery() {
+    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+        return;
+    }
+    let dir = shared_tempdir("mw-down");
+    let mut mw = Mailwarden::start(dir.path(), "", "");
+    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
+
+    let before = smtp::send(
+        postfix.smtp_port,
+        "alice@sender.test",
+        &["bob@dest.test"],
+        &message,
+    );
+    assert!(before.accepted(), "with mailwarden up: {before:?}");
+    postfix.wait_delivered("<pass-1@sender.test>");
+
+    let status = mw.stop().expect("mailwarden exits on SIGTERM");
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status:?}\n{}",
+        mw.log()
+    );
+
+    let down = smtp::send(
+        postfix.smtp_port,
+        "alice@sender.test",
+        &["bob@dest.test"],
+        &message,
+    );
+    assert_eq!(down.last.code, 451, "{down:?}");
+    assert!(down.last.text.contains("4.7.1"), "{down:?}");
+
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::process::Command::new("postqueue")
+        .arg("-c")
+        .arg(&postfix.conf)
+        .arg("-f")
+        .output();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        postfix.delivered().len(),
+        1,
+        "nothing was delivered while the milter was down"
+    );
+    assert!(
+        postfix.maillog().contains("milter"),
+        "Postfix logged the milter failure"
+    );
+}

@@ -1,0 +1,101 @@
+//! Mail through a real Postfix with mailwarden as its milter arrives at the sink with
+//! the trace header, over SMTP (smtpd_milters) and by local submission
+//! (non_smtpd_milters), and each decision is logged with the queue id.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mailwarden::Mailwarden;
+use common::postfix::Postfix;
+use common::{fixture, require, shared_tempdir, smtp};
+
+fn have_postfix() -> bool {
+    require("postfix", "postfix") && require("smtp-sink", "postfix")
+}
+
+#[test]
+fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
+    if !have_postfix() {
+        return;
+    }
+    let dir = shared_tempdir("mw-pass");
+    let mw = Mailwarden::start(dir.path(), "", "");
+    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+
+    let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
+    let outcome = smtp::send(
+        postfix.smtp_port,
+        "alice@sender.test",
+        &["bob@dest.test"],
+        &message,
+    );
+    assert!(outcome.accepted(), "{outcome:?}\n{}", postfix.maillog());
+    let queue_id = outcome.queue_id().expect("queue id");
+
+    let delivered = postfix.wait_delivered("<pass-1@sender.test>");
+    assert_eq!(
+        delivered.header("X-Mailwarden"),
+        Some(format!("{} {queue_id}", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(
+        delivered.header("Subject").as_deref(),
+        Some("Your account is ready")
+    );
+
+    assert!(
+        mw.wait_for_log(
+            &format!("queue_id=\"{queue_id}\""),
+            1,
+            Duration::from_secs(5)
+        ),
+        "{}",
+        mw.log()
+    );
+    let line = mw
+        .log()
+        .lines()
+        .find(|l| l.contains(&queue_id))
+        .unwrap_or_default()
+        .to_owned();
+    for field in [
+        "message decided",
+        "client_ip=\"127.0.0.1\"",
+        "from=\"alice@sender.test\"",
+        "rcpt=bob@dest.test",
+        "verdict=\"accept\"",
+        "duration_ms=",
+    ] {
+        assert!(line.contains(field), "{field:?} missing from {line}");
+    }
+}
+
+#[test]
+fn locally_submitted_mail_goes_through_non_smtpd_milters() {
+    if !have_postfix() || !require("sendmail", "postfix") {
+        return;
+    }
+    let dir = shared_tempdir("mw-local");
+    let mw = Mailwarden::start(dir.path(), "", "");
+    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+
+    let message = std::fs::read(fixture("postfix_pass/local.eml")).unwrap();
+    postfix.sendmail("alice@sender.test", "bob@dest.test", &message);
+
+    let delivered = postfix.wait_delivered("<local-1@sender.test>");
+    let trace = delivered
+        .header("X-Mailwarden")
+        .expect("trace header on locally submitted mail");
+    assert!(trace.starts_with(env!("CARGO_PKG_VERSION")), "{trace}");
+    let queue_id = trace.split(' ').nth(1).unwrap_or_default().to_owned();
+    assert!(!queue_id.is_empty() && queue_id != "unknown", "{trace}");
+    assert!(
+        mw.wait_for_log(
+            &format!("queue_id=\"{queue_id}\""),
+            1,
+            Duration::from_secs(5)
+        ),
+        "{}",
+        mw.log()
+    );
+}
