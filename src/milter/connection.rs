@@ -282,3 +282,152 @@ fn log_decision(tx: &Transaction, decision: &Decision, elapsed: Duration) {
         "message decided"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::decision::{Edit, Verdict};
+    use crate::milter::client::MtaClient;
+    use crate::milter::command::ClientAddress;
+    use crate::milter::filter::{BodyNeed, Needs, SessionSettings};
+    use crate::milter::flags::Actions;
+
+    /// A filter double whose behaviour each test chooses.
+    enum Behaviour {
+        Panic,
+        Sleep(Duration),
+        Quarantine,
+    }
+
+    struct TestFilter(Behaviour);
+
+    impl Filter for TestFilter {
+        fn needs(&self) -> Needs {
+            Needs {
+                actions: Actions::ADD_HEADERS,
+                headers: true,
+                body: BodyNeed::Whole,
+            }
+        }
+
+        async fn decide(&self, tx: Arc<Transaction>) -> Decision {
+            match self.0 {
+                Behaviour::Panic if tx.body_size > 0 => panic!("filter bug"),
+                Behaviour::Sleep(d) => {
+                    tokio::time::sleep(d).await;
+                    Decision::accept("slept")
+                }
+                Behaviour::Quarantine => Decision {
+                    edits: vec![Edit::Quarantine { reason: "x".into() }],
+                    verdict: Verdict::Accept,
+                    reason: "quarantine".into(),
+                },
+                Behaviour::Panic => Decision::accept("empty body"),
+            }
+        }
+    }
+
+    fn start(
+        behaviour: Behaviour,
+    ) -> (
+        MtaClient<tokio::io::DuplexStream>,
+        tokio::task::JoinHandle<Result<Ended, SessionError>>,
+    ) {
+        let settings = SessionSettings {
+            eom_timeout: Duration::from_millis(400),
+            progress_interval: Duration::from_millis(100),
+            ..SessionSettings::default()
+        };
+        let service = Arc::new(Service {
+            settings,
+            filter: TestFilter(behaviour),
+        });
+        let (_tx, rx) = watch::channel(service);
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let handle = tokio::spawn(async move {
+            let _keep = _tx;
+            let _keep_trigger = _trigger;
+            serve_connection(theirs, 1, "test", rx, shutdown).await
+        });
+        (MtaClient::new(ours), handle)
+    }
+
+    async fn message(
+        mta: &mut MtaClient<tokio::io::DuplexStream>,
+        body: &[u8],
+    ) -> crate::milter::client::EomReply {
+        mta.mail("<a@b.test>", &[]).await.unwrap();
+        mta.rcpt("<c@d.test>").await.unwrap();
+        mta.header("Subject", b" x").await.unwrap();
+        mta.eoh().await.unwrap();
+        mta.body(body).await.unwrap();
+        let reply = mta.eom().await.unwrap();
+        mta.abort();
+        reply
+    }
+
+    async fn connected(mta: &mut MtaClient<tokio::io::DuplexStream>) {
+        mta.negotiate_like_postfix().await.unwrap();
+        mta.connect_info("c", ClientAddress::Unknown).await.unwrap();
+    }
+
+    fn is_tempfail(r: &Response) -> bool {
+        matches!(r, Response::ReplyCode(reply) if reply.code() == 451)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_filter_costs_one_tempfail_not_the_session() {
+        let (mut mta, handle) = start(Behaviour::Panic);
+        connected(&mut mta).await;
+        let reply = message(&mut mta, b"boom\r\n").await;
+        assert!(is_tempfail(&reply.decision), "{reply:?}");
+        let reply = message(&mut mta, b"").await;
+        assert_eq!(
+            reply.decision,
+            Response::Continue,
+            "the same session goes on"
+        );
+        mta.quit().await.unwrap();
+        assert_eq!(handle.await.unwrap().unwrap(), Ended::Quit);
+    }
+
+    #[tokio::test]
+    async fn a_slow_filter_sends_progress_then_tempfails_at_the_deadline() {
+        let (mut mta, _handle) = start(Behaviour::Sleep(Duration::from_secs(30)));
+        connected(&mut mta).await;
+        let started = std::time::Instant::now();
+        let reply = message(&mut mta, b"x\r\n").await;
+        assert!(is_tempfail(&reply.decision), "{reply:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            (2..=4).contains(&reply.progress),
+            "progress replies: {}",
+            reply.progress
+        );
+    }
+
+    #[tokio::test]
+    async fn a_decision_needing_an_action_not_granted_becomes_tempfail() {
+        let (mut mta, _handle) = start(Behaviour::Quarantine);
+        connected(&mut mta).await;
+        let reply = message(&mut mta, b"x\r\n").await;
+        assert!(reply.modifications.is_empty(), "{reply:?}");
+        assert!(is_tempfail(&reply.decision), "{reply:?}");
+    }
+
+    #[tokio::test]
+    async fn closing_mid_message_is_reported() {
+        let (mut mta, handle) = start(Behaviour::Sleep(Duration::ZERO));
+        connected(&mut mta).await;
+        mta.mail("<a@b.test>", &[]).await.unwrap();
+        mta.send_raw(&[]).await.unwrap();
+        drop(mta);
+        assert!(matches!(
+            handle.await.unwrap(),
+            Err(SessionError::ClosedMidMessage)
+        ));
+    }
+}

@@ -19,6 +19,9 @@ pub mod response;
 pub mod server;
 pub(crate) mod session;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use filter::{BodyNeed, Filter, Needs, Service, SessionSettings};
 pub use listener::ListenAddr;
 pub use server::Server;
