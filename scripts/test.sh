@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs mailwarden's whole test suite: installs the Debian packages the integration
-# tests start for real (Postfix, smtp-sink, knot, clamd, swaks) when they are
-# missing, then `cargo test`. Needs root for apt and for starting Postfix.
+# tests start for real (Postfix and its smtp-sink; docker-compose to validate the
+# compose file) when they are missing, then `cargo test`. Needs root for apt and
+# for starting Postfix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need_apt=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have postfix   || need_apt+=(postfix)
 have smtp-sink || need_apt+=(postfix)
+have docker-compose || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then

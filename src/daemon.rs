@@ -72,6 +72,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         ),
     }
 
+    check_fd_limit(config.server.max_sessions);
     let (services_tx, services_rx) = watch::channel(service(&config));
     let server = Server::bind(
         &config.server.listen,
@@ -116,6 +117,38 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         Err(e) => error!("server task failed: {e}"),
     }
     Ok(())
+}
+
+/// Each session holds one descriptor: raise the soft limit to the hard one, and say
+/// so if even that cannot hold `max_sessions` sessions.
+fn check_fd_limit(max_sessions: u32) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit/setrlimit to read and fill.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let needed = u64::from(max_sessions) + 64;
+    if limit.rlim_cur < needed {
+        warn!(
+            open_files = limit.rlim_cur,
+            max_sessions,
+            "the open-file limit is below server.max_sessions; raise LimitNOFILE or lower max_sessions"
+        );
+    }
 }
 
 fn reload(

@@ -1,0 +1,62 @@
+//! With `[log] format = "json"` every log line is one JSON object, and the decision
+//! line carries the fields a SIEM keys on.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::mailwarden::Mailwarden;
+use mailwarden::milter::ListenAddr;
+use mailwarden::milter::client::MtaClient;
+use mailwarden::milter::command::ClientAddress;
+
+#[tokio::test]
+async fn decision_log_line_is_json_with_the_message_facts() {
+    let dir = common::shared_tempdir("mw-json");
+    let mw = Mailwarden::start(dir.path(), "", "[log]\nformat = \"json\"");
+    let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
+    let mut mta = MtaClient::connect(&addr).await.unwrap();
+    mta.negotiate_like_postfix().await.unwrap();
+    mta.connect_info(
+        "client.test",
+        ClientAddress::Inet {
+            ip: "192.0.2.9".parse().unwrap(),
+            port: 1,
+        },
+    )
+    .await
+    .unwrap();
+    mta.helo("helo.client.test").await.unwrap();
+    mta.mail("<a@sender.test>", &[]).await.unwrap();
+    mta.rcpt("<b@dest.test>").await.unwrap();
+    mta.rcpt("<c@dest.test>").await.unwrap();
+    mta.macros(b'T', &[("i", "JSON1")]);
+    mta.data().await.unwrap();
+    mta.eoh().await.unwrap();
+    mta.eom().await.unwrap();
+    mta.quit().await.unwrap();
+
+    assert!(
+        mw.wait_for_log("JSON1", 1, Duration::from_secs(5)),
+        "{}",
+        mw.log()
+    );
+    let mut decision = None;
+    for line in mw.log().lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if value["message"] == "message decided" {
+            decision = Some(value);
+        }
+    }
+    let d = decision.expect("a decision line");
+    assert_eq!(d["queue_id"], "JSON1");
+    assert_eq!(d["client_ip"], "192.0.2.9");
+    assert_eq!(d["helo"], "helo.client.test");
+    assert_eq!(d["from"], "a@sender.test");
+    assert_eq!(d["rcpt"], "b@dest.test,c@dest.test");
+    assert_eq!(d["verdict"], "accept");
+    assert_eq!(d["level"], "INFO");
+    assert!(d["duration_ms"].as_f64().is_some());
+}

@@ -1,0 +1,131 @@
+//! The files an admin installs are checked like code: every shipped config passes
+//! `check-config`, a typo'd key in one is refused, the docker-compose file validates
+//! with docker-compose itself, and the systemd unit keeps its promises.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn root(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["check-config", "-c"])
+        .arg(path)
+        .output()
+        .expect("run check-config")
+}
+
+#[test]
+fn every_shipped_config_passes_check_config_and_a_typo_is_refused() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root("conf")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = check_config(&path);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains(": OK"));
+
+            let dir = tempfile::tempdir().unwrap();
+            let typo = dir.path().join("typo.toml");
+            let text = std::fs::read_to_string(&path).unwrap().replacen(
+                "[server]\n",
+                "[server]\nlisten_adress = []\n",
+                1,
+            );
+            std::fs::write(&typo, text).unwrap();
+            let out = check_config(&typo);
+            assert!(!out.status.success());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("typo.toml:") && stderr.contains("listen_adress"),
+                "{stderr}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "conf/ holds the sample and the container config"
+    );
+}
+
+#[test]
+fn docker_compose_file_is_valid() {
+    if !common::require("docker-compose", "docker-compose") {
+        return;
+    }
+    let out = Command::new("docker-compose")
+        .current_dir(root(""))
+        .args(["-f", "docker-compose.yml", "config", "-q"])
+        .output()
+        .expect("run docker-compose");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let compose = std::fs::read_to_string(root("docker-compose.yml")).unwrap();
+    for service in ["mailwarden:", "postfix:", "clamav:"] {
+        assert!(compose.contains(service), "{service}");
+    }
+    let postfix = std::fs::read_to_string(root("docker/postfix/Dockerfile")).unwrap();
+    let ours = std::fs::read_to_string(root("conf/docker.toml")).unwrap();
+    assert!(
+        postfix.contains("smtpd_milters = inet:mailwarden:8891")
+            && ours.contains("inet:0.0.0.0:8891")
+    );
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_its_commands_work() {
+    let unit = std::fs::read_to_string(root("systemd/mailwarden.service")).unwrap();
+    for directive in [
+        "Type=notify",
+        "User=mailwarden",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "RuntimeDirectory=mailwarden",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+    ] {
+        assert!(unit.contains(directive), "missing {directive:?}");
+    }
+    // systemd must wait longer than the drain, or it kills sessions mid-message.
+    let stop = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap();
+    let stop = mailwarden::config::parse_duration(stop).unwrap();
+    assert!(stop > mailwarden::config::built_in().server.shutdown_timeout);
+    // The commands it runs are ones the binary accepts.
+    for line in unit.lines().filter(|l| l.starts_with("ExecStart")) {
+        let args: Vec<&str> = line
+            .split_once('=')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(1)
+            .collect();
+        assert_eq!(
+            args[1..],
+            ["-c", "/etc/mailwarden/mailwarden.toml"],
+            "{line}"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+            .arg(args[0])
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}");
+    }
+}
