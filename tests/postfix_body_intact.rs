@@ -3,18 +3,13 @@
 
 mod common;
 
-use common::mailwarden::Mailwarden;
-use common::postfix::Postfix;
-use common::{fixture, require, shared_tempdir, smtp};
+use common::{fixture, postfix_stack, smtp};
 
 #[test]
 fn body_arrives_byte_for_byte() {
-    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+    let Some((_dir, _mw, postfix)) = postfix_stack("mw-body", "") else {
         return;
-    }
-    let dir = shared_tempdir("mw-body");
-    let mw = Mailwarden::start(dir.path(), "", "");
-    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    };
 
     let message = std::fs::read(fixture("postfix_body_intact/eightbit.eml")).unwrap();
     let outcome = smtp::send(

@@ -5,18 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::mailwarden::Mailwarden;
-use common::postfix::Postfix;
-use common::{fixture, require, shared_tempdir, smtp};
+use common::{fixture, postfix_stack, smtp};
 
 #[test]
 fn stopped_milter_means_tempfail_not_delivery() {
-    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+    let Some((_dir, mut mw, postfix)) = postfix_stack("mw-down", "") else {
         return;
-    }
-    let dir = shared_tempdir("mw-down");
-    let mut mw = Mailwarden::start(dir.path(), "", "");
-    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    };
     let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
 
     let before = smtp::send(

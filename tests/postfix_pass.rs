@@ -4,24 +4,13 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::mailwarden::Mailwarden;
-use common::postfix::Postfix;
-use common::{fixture, require, shared_tempdir, smtp};
-
-fn have_postfix() -> bool {
-    require("postfix", "postfix") && require("smtp-sink", "postfix")
-}
+use common::{fixture, postfix_stack, require, smtp};
 
 #[test]
 fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
-    if !have_postfix() {
+    let Some((_dir, mw, postfix)) = postfix_stack("mw-pass", "") else {
         return;
-    }
-    let dir = shared_tempdir("mw-pass");
-    let mw = Mailwarden::start(dir.path(), "", "");
-    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    };
 
     let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
     let outcome = smtp::send(
@@ -43,21 +32,7 @@ fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
         Some("Your account is ready")
     );
 
-    assert!(
-        mw.wait_for_log(
-            &format!("queue_id=\"{queue_id}\""),
-            1,
-            Duration::from_secs(5)
-        ),
-        "{}",
-        mw.log()
-    );
-    let line = mw
-        .log()
-        .lines()
-        .find(|l| l.contains(&queue_id))
-        .unwrap_or_default()
-        .to_owned();
+    let line = mw.decision_line(&queue_id);
     for field in [
         "message decided",
         "client_ip=\"127.0.0.1\"",
@@ -72,12 +47,12 @@ fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
 
 #[test]
 fn locally_submitted_mail_goes_through_non_smtpd_milters() {
-    if !have_postfix() || !require("sendmail", "postfix") {
+    if !require("sendmail", "postfix") {
         return;
     }
-    let dir = shared_tempdir("mw-local");
-    let mw = Mailwarden::start(dir.path(), "", "");
-    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    let Some((_dir, mw, postfix)) = postfix_stack("mw-local", "") else {
+        return;
+    };
 
     let message = std::fs::read(fixture("postfix_pass/local.eml")).unwrap();
     postfix.sendmail("alice@sender.test", "bob@dest.test", &message);
@@ -89,13 +64,5 @@ fn locally_submitted_mail_goes_through_non_smtpd_milters() {
     assert!(trace.starts_with(env!("CARGO_PKG_VERSION")), "{trace}");
     let queue_id = trace.split(' ').nth(1).unwrap_or_default().to_owned();
     assert!(!queue_id.is_empty() && queue_id != "unknown", "{trace}");
-    assert!(
-        mw.wait_for_log(
-            &format!("queue_id=\"{queue_id}\""),
-            1,
-            Duration::from_secs(5)
-        ),
-        "{}",
-        mw.log()
-    );
+    assert!(mw.decision_line(&queue_id).contains("verdict=\"accept\""));
 }

@@ -7,17 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::mailwarden::Mailwarden;
-use common::postfix::Postfix;
-use common::{fixture, require, shared_tempdir, smtp};
+use common::{fixture, postfix_stack, smtp};
 
 #[test]
 fn broken_reload_keeps_serving_and_good_reload_applies() {
-    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+    let Some((_dir, mw, postfix)) = postfix_stack("mw-reload", "") else {
         return;
-    }
-    let dir = shared_tempdir("mw-reload");
-    let mw = Mailwarden::start(dir.path(), "", "");
-    let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    };
     let plain = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
     let send = |id: &str| {
         let message = String::from_utf8_lossy(&plain).replace("pass-1@", &format!("{id}@"));

@@ -43,6 +43,10 @@ struct Args {
     /// Size of the generated message when no corpus is given.
     #[arg(long, default_value_t = 5 * 1024)]
     size: usize,
+    /// Write each event as its own write, as Postfix does (by default events that need
+    /// no reply go out together with the next one that does).
+    #[arg(long)]
+    flush_each_event: bool,
     /// Open this many connections, negotiate, and hold them idle instead of sending.
     #[arg(long)]
     idle: Option<usize>,
@@ -82,7 +86,7 @@ fn main() -> ExitCode {
 async fn idle(args: &Args, count: usize) -> ExitCode {
     let mut held = Vec::with_capacity(count);
     for i in 0..count {
-        match open(&args.target).await {
+        match open(&args.target, false).await {
             Ok(c) => held.push(c),
             Err(e) => {
                 eprintln!("connection {i} failed: {e}");
@@ -98,8 +102,13 @@ async fn idle(args: &Args, count: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn open(target: &ListenAddr) -> Result<MtaClient<ClientStream>, ClientError> {
-    let mut mta = MtaClient::connect(target).await?;
+async fn open(
+    target: &ListenAddr,
+    flush_each_event: bool,
+) -> Result<MtaClient<ClientStream>, ClientError> {
+    let mut mta = MtaClient::connect(target)
+        .await?
+        .with_flush_each_event(flush_each_event);
     mta.negotiate_like_postfix().await?;
     mta.macros(
         b'C',
@@ -194,6 +203,12 @@ fn report(args: &Args, corpus: &[SplitMessage], t: &mut Tally, elapsed: f64) {
         "connections       {} ({} messages each, then reconnect)",
         args.connections, args.per_connection
     );
+    let writes = if args.flush_each_event {
+        "one per event (as Postfix writes)"
+    } else {
+        "events needing no reply go out with the next one that does"
+    };
+    println!("writes            {writes}");
     println!(
         "corpus            {} message(s), average {} bytes",
         corpus.len(),
@@ -231,7 +246,7 @@ async fn worker(
     let mut next = id % corpus.len();
     let mut queue_seq = 0u64;
     while Instant::now() < stop {
-        let mut mta = match open(&args.target).await {
+        let mut mta = match open(&args.target, args.flush_each_event).await {
             Ok(m) => m,
             Err(e) => {
                 tally.errors += 1;

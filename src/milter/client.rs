@@ -70,6 +70,7 @@ pub struct MtaClient<S> {
     out: BytesMut,
     protocol: Protocol,
     reply_timeout: Duration,
+    flush_each_event: bool,
 }
 
 /// A TCP or UNIX stream, so one client type serves both kinds of listener.
@@ -99,7 +100,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MtaClient<S> {
             out: BytesMut::new(),
             protocol: Protocol::empty(),
             reply_timeout: Duration::from_secs(30),
+            flush_each_event: false,
         }
+    }
+
+    /// Write every event as soon as it is queued, as Postfix does, instead of sending
+    /// the events that need no reply together with the next one that does.
+    pub fn with_flush_each_event(mut self, on: bool) -> Self {
+        self.flush_each_event = on;
+        self
     }
 
     pub fn with_reply_timeout(mut self, timeout: Duration) -> Self {
@@ -319,6 +328,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MtaClient<S> {
         }
         self.queue(command);
         if self.protocol.contains(no_reply) {
+            if self.flush_each_event {
+                self.flush().await?;
+            }
             return Ok(None);
         }
         Ok(Some(self.read_reply().await?))

@@ -79,6 +79,18 @@ impl Mailwarden {
         .is_some()
     }
 
+    /// Waits for the decision log line of `queue_id` and returns it.
+    pub fn decision_line(&self, queue_id: &str) -> String {
+        let needle = format!("queue_id=\"{queue_id}\"");
+        let line = wait_for(Duration::from_secs(5), || {
+            self.log()
+                .lines()
+                .find(|l| l.contains(&needle) && l.contains("message decided"))
+                .map(str::to_owned)
+        });
+        line.unwrap_or_else(|| panic!("no decision logged for {queue_id}:\n{}", self.log()))
+    }
+
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")

@@ -36,6 +36,22 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A temp dir with mailwarden (on its defaults plus `server_keys`) and a private
+/// Postfix using it as smtpd and non-smtpd milter with `milter_default_action =
+/// tempfail`; `None` (outside CI) when Postfix is not installed.
+pub fn postfix_stack(
+    prefix: &str,
+    server_keys: &str,
+) -> Option<(tempfile::TempDir, mailwarden::Mailwarden, postfix::Postfix)> {
+    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+        return None;
+    }
+    let dir = shared_tempdir(prefix);
+    let mw = mailwarden::Mailwarden::start(dir.path(), server_keys, "");
+    let postfix = postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    Some((dir, mw, postfix))
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
