@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-have postfix   || need_apt+=(postfix)
-have smtp-sink || need_apt+=(postfix)
+{ have postfix && have smtp-sink && have sendmail; } || need_apt+=(postfix)
 have docker-compose || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"

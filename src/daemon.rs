@@ -53,6 +53,11 @@ fn service(config: &Config) -> Arc<Service<Pipeline>> {
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let config = options.load().map_err(|e| e.to_string())?;
     let log = observe::init(config.log.format, &config.log.level);
+    // Handlers first: a SIGHUP that arrived before them would kill the process.
+    let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     match &config.source {
         Some(path) => info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -95,9 +100,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     systemd::notify("READY=1\nSTATUS=serving");
 
     let mut running = config;
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(&options, &mut running, &services_tx, &log),

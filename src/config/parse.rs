@@ -2,7 +2,7 @@
 //! every error has a line), then a conversion that checks every value and collects
 //! all errors instead of stopping at the first.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -375,8 +375,8 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
         authserv_id,
         trusted_networks: trusted.unwrap_or_else(|| {
             vec![
-                IpNet::from_str("127.0.0.0/8").unwrap_or_default(),
-                IpNet::from_str("::1/128").unwrap_or_default(),
+                IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+                IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
             ]
         }),
         skip_authenticated: raw.skip_authenticated.unwrap_or(true),
@@ -399,7 +399,7 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
 /// A CIDR block, or a single address meaning just that host.
 fn parse_network(t: &str) -> Result<IpNet, String> {
     t.parse::<IpNet>()
-        .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+        .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{t:?} is not a network like \"192.0.2.0/24\" or an IP address"))
 }
 

@@ -74,8 +74,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.stream.flush().await
     }
 
-    /// Buffers nothing, but releases idle memory: an idle connection keeps only its
-    /// socket, not the largest packet it ever saw.
+    /// Releases a large, empty input buffer, so an idle connection keeps only its
+    /// socket and not room for the largest packet it ever saw.
     pub fn shrink(&mut self) {
         if self.input.is_empty() && self.input.capacity() > 16 * 1024 {
             self.input = BytesMut::new();

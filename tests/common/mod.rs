@@ -21,7 +21,10 @@ pub fn require(program: &str, package: &str) -> bool {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{program} is missing (apt package {package}); CI=true never skips a test");
         }
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so a skip is never silent.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: {program} is not installed (apt package {package}); run scripts/test.sh"
         );
     }
