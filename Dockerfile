@@ -12,6 +12,5 @@ COPY --from=build /src/target/release/mailwarden /usr/local/bin/mailwarden
 COPY conf/docker.toml /etc/mailwarden/mailwarden.toml
 USER mailwarden
 EXPOSE 8891
-HEALTHCHECK CMD ["mailwarden", "check-config", "-c", "/etc/mailwarden/mailwarden.toml"]
 ENTRYPOINT ["mailwarden"]
 CMD ["serve", "-c", "/etc/mailwarden/mailwarden.toml"]
