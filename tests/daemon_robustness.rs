@@ -20,22 +20,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn client(addr: &ListenAddr) -> MtaClient<ClientStream> {
-    let mut mta = MtaClient::connect(addr)
+    let ip = "192.0.2.1".parse().unwrap();
+    let mta = MtaClient::open_session(addr, ip, "client.test")
         .await
-        .expect("connect")
-        .with_reply_timeout(Duration::from_secs(10));
-    mta.negotiate_like_postfix().await.expect("negotiate");
-    mta.connect_info(
-        "client.test",
-        ClientAddress::Inet {
-            ip: "192.0.2.1".parse().unwrap(),
-            port: 1234,
-        },
-    )
-    .await
-    .expect("connect info");
-    mta.helo("client.test").await.expect("helo");
-    mta
+        .expect("open a milter session");
+    mta.with_reply_timeout(Duration::from_secs(10))
 }
 
 async fn one_message(mta: &mut MtaClient<ClientStream>, queue_id: &str) -> Response {

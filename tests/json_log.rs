@@ -9,25 +9,16 @@ use std::time::Duration;
 use common::mailwarden::Mailwarden;
 use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::MtaClient;
-use mailwarden::milter::command::ClientAddress;
 
 #[tokio::test]
 async fn decision_log_line_is_json_with_the_message_facts() {
     let dir = common::shared_tempdir("mw-json");
     let mw = Mailwarden::start(dir.path(), "", "[log]\nformat = \"json\"");
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
-    let mut mta = MtaClient::connect(&addr).await.unwrap();
-    mta.negotiate_like_postfix().await.unwrap();
-    mta.connect_info(
-        "client.test",
-        ClientAddress::Inet {
-            ip: "192.0.2.9".parse().unwrap(),
-            port: 1,
-        },
-    )
-    .await
-    .unwrap();
-    mta.helo("helo.client.test").await.unwrap();
+    let ip = "192.0.2.9".parse().unwrap();
+    let mut mta = MtaClient::open_session(&addr, ip, "helo.client.test")
+        .await
+        .unwrap();
     mta.mail("<a@sender.test>", &[]).await.unwrap();
     mta.rcpt("<b@dest.test>").await.unwrap();
     mta.rcpt("<c@dest.test>").await.unwrap();

@@ -16,7 +16,6 @@ use clap::Parser;
 
 use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::{ClientError, ClientStream, MtaClient, SplitMessage};
-use mailwarden::milter::command::ClientAddress;
 use mailwarden::milter::response::Response;
 
 #[derive(Parser, Clone)]
@@ -106,29 +105,9 @@ async fn open(
     target: &ListenAddr,
     flush_each_event: bool,
 ) -> Result<MtaClient<ClientStream>, ClientError> {
-    let mut mta = MtaClient::connect(target)
-        .await?
-        .with_flush_each_event(flush_each_event);
-    mta.negotiate_like_postfix().await?;
-    mta.macros(
-        b'C',
-        &[
-            ("j", "mx.load.test"),
-            ("daemon_name", "smtpd"),
-            ("_", "client.load.test [192.0.2.7]"),
-        ],
-    );
-    mta.connect_info(
-        "client.load.test",
-        ClientAddress::Inet {
-            ip: "192.0.2.7".parse().map_err(|_| ClientError::Closed)?,
-            port: 40000,
-        },
-    )
-    .await?;
-    mta.macros(b'H', &[]);
-    mta.helo("client.load.test").await?;
-    Ok(mta)
+    let ip = std::net::IpAddr::from([192, 0, 2, 7]);
+    let mta = MtaClient::open_session(target, ip, "client.load.test").await?;
+    Ok(mta.with_flush_each_event(flush_each_event))
 }
 
 async fn load(args: Args) -> ExitCode {

@@ -4,6 +4,7 @@
 //! transcript: `mta.mail(..)`, `mta.rcpt(..)`, `mta.eom()`.
 
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -90,6 +91,31 @@ impl MtaClient<ClientStream> {
             ListenAddr::Unix(path) => ClientStream::Unix(UnixStream::connect(path).await?),
         };
         Ok(MtaClient::new(stream))
+    }
+
+    /// Connects, negotiates as Postfix does, and reports an SMTP client at `ip` that
+    /// said `HELO helo`, with the connect macros Postfix would send. Ready for MAIL.
+    pub async fn open_session(
+        addr: &ListenAddr,
+        ip: IpAddr,
+        helo: &str,
+    ) -> Result<Self, ClientError> {
+        let mut mta = MtaClient::connect(addr).await?;
+        mta.negotiate_like_postfix().await?;
+        let underscore = format!("{helo} [{ip}]");
+        mta.macros(
+            b'C',
+            &[
+                ("j", "mx.mta.test"),
+                ("daemon_name", "smtpd"),
+                ("_", &underscore),
+            ],
+        );
+        mta.connect_info(helo, ClientAddress::Inet { ip, port: 40000 })
+            .await?;
+        mta.macros(b'H', &[]);
+        mta.helo(helo).await?;
+        Ok(mta)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, read_text, wait_for};
+use super::{free_port, read_text, wait_for, wait_listening};
 
 pub struct Mailwarden {
     child: Option<Child>,
@@ -53,11 +53,8 @@ impl Mailwarden {
             .expect("start mailwarden");
         self.child = Some(child);
         let port = self.port;
-        let up = wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
         assert!(
-            up.is_some(),
+            wait_listening(port, Duration::from_secs(10)),
             "mailwarden did not listen on {port}; log:\n{}",
             self.log()
         );

@@ -87,6 +87,14 @@ pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// True once something accepts TCP connections on the loopback `port`.
+pub fn wait_listening(port: u16, limit: Duration) -> bool {
+    wait_for(limit, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .is_some()
+}
+
 /// Reads a file as (lossy) text, or empty when it is not there yet.
 pub fn read_text(path: &Path) -> String {
     std::fs::read(path)

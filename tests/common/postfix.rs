@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, read_text, wait_for};
+use super::{free_port, read_text, wait_for, wait_listening};
 
 pub struct Postfix {
     pub dir: PathBuf,
@@ -138,18 +138,15 @@ smtputf8_enable = yes
             pf.maillog()
         );
         pf.started = true;
-        let up = wait_for(Duration::from_secs(15), || {
-            std::net::TcpStream::connect(("127.0.0.1", smtp_port)).ok()
-        });
         assert!(
-            up.is_some(),
+            wait_listening(smtp_port, Duration::from_secs(15)),
             "postfix smtpd did not listen; maillog:\n{}",
             pf.maillog()
         );
-        let sink_up = wait_for(Duration::from_secs(5), || {
-            std::net::TcpStream::connect(("127.0.0.1", sink_port)).ok()
-        });
-        assert!(sink_up.is_some(), "smtp-sink did not listen");
+        assert!(
+            wait_listening(sink_port, Duration::from_secs(5)),
+            "smtp-sink did not listen"
+        );
         pf
     }
 
