@@ -13,13 +13,14 @@ use bytes::BytesMut;
 use common::mailwarden::Mailwarden;
 use common::shared_tempdir;
 use mailwarden::milter::ListenAddr;
-use mailwarden::milter::client::{ClientStream, MtaClient};
+use mailwarden::milter::client::MtaClient;
 use mailwarden::milter::command::{ClientAddress, Command};
 use mailwarden::milter::response::Response;
+use mailwarden::milter::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn client(addr: &ListenAddr) -> MtaClient<ClientStream> {
+async fn client(addr: &ListenAddr) -> MtaClient<Stream> {
     let ip = "192.0.2.1".parse().unwrap();
     let mta = MtaClient::open_session(addr, ip, "client.test")
         .await
@@ -27,7 +28,7 @@ async fn client(addr: &ListenAddr) -> MtaClient<ClientStream> {
     mta.with_reply_timeout(Duration::from_secs(10))
 }
 
-async fn one_message(mta: &mut MtaClient<ClientStream>, queue_id: &str) -> Response {
+async fn one_message(mta: &mut MtaClient<Stream>, queue_id: &str) -> Response {
     mta.mail("<a@sender.test>", &[]).await.expect("mail");
     mta.rcpt("<b@dest.test>").await.expect("rcpt");
     mta.macros(b'T', &[("i", queue_id)]);

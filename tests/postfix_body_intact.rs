@@ -12,12 +12,7 @@ fn body_arrives_byte_for_byte() {
     };
 
     let message = std::fs::read(fixture("postfix_body_intact/eightbit.eml")).unwrap();
-    let outcome = smtp::send(
-        postfix.smtp_port,
-        "alice@sender.test",
-        &["bob@dest.test"],
-        &message,
-    );
+    let outcome = postfix.send(&message);
     assert!(outcome.accepted(), "{outcome:?}");
 
     let delivered = postfix.wait_delivered("<intact-1@sender.test>");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fixture, postfix_stack, smtp};
+use common::{fixture, postfix_stack};
 
 #[test]
 fn stopped_milter_means_tempfail_not_delivery() {
@@ -14,12 +14,7 @@ fn stopped_milter_means_tempfail_not_delivery() {
     };
     let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
 
-    let before = smtp::send(
-        postfix.smtp_port,
-        "alice@sender.test",
-        &["bob@dest.test"],
-        &message,
-    );
+    let before = postfix.send(&message);
     assert!(before.accepted(), "with mailwarden up: {before:?}");
     postfix.wait_delivered("<pass-1@sender.test>");
 
@@ -30,21 +25,12 @@ fn stopped_milter_means_tempfail_not_delivery() {
         mw.log()
     );
 
-    let down = smtp::send(
-        postfix.smtp_port,
-        "alice@sender.test",
-        &["bob@dest.test"],
-        &message,
-    );
+    let down = postfix.send(&message);
     assert_eq!(down.last.code, 451, "{down:?}");
     assert!(down.last.text.contains("4.7.1"), "{down:?}");
 
     std::thread::sleep(Duration::from_secs(2));
-    let _ = std::process::Command::new("postqueue")
-        .arg("-c")
-        .arg(&postfix.conf)
-        .arg("-f")
-        .output();
+    postfix.flush();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         postfix.delivered().len(),

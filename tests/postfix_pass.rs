@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, postfix_stack, require, smtp};
+use common::{fixture, postfix_stack, require};
 
 #[test]
 fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
@@ -13,12 +13,7 @@ fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
     };
 
     let message = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
-    let outcome = smtp::send(
-        postfix.smtp_port,
-        "alice@sender.test",
-        &["bob@dest.test"],
-        &message,
-    );
+    let outcome = postfix.send(&message);
     assert!(outcome.accepted(), "{outcome:?}\n{}", postfix.maillog());
     let queue_id = outcome.queue_id().expect("queue id");
 

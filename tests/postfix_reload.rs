@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::mailwarden::Mailwarden;
-use common::{fixture, postfix_stack, smtp};
+use common::{fixture, postfix_stack};
 
 #[test]
 fn broken_reload_keeps_serving_and_good_reload_applies() {
@@ -17,12 +17,7 @@ fn broken_reload_keeps_serving_and_good_reload_applies() {
     let plain = std::fs::read(fixture("postfix_pass/plain.eml")).unwrap();
     let send = |id: &str| {
         let message = String::from_utf8_lossy(&plain).replace("pass-1@", &format!("{id}@"));
-        let outcome = smtp::send(
-            postfix.smtp_port,
-            "alice@sender.test",
-            &["bob@dest.test"],
-            message.as_bytes(),
-        );
+        let outcome = postfix.send(message.as_bytes());
         assert!(outcome.accepted(), "{id}: {outcome:?}\n{}", mw.log());
         postfix.wait_delivered(&format!("<{id}@sender.test>"))
     };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, read_text, wait_for, wait_listening};
+use super::{free_port, read_text, smtp, wait_for, wait_listening};
 
 pub struct Postfix {
     pub dir: PathBuf,
@@ -154,6 +154,25 @@ smtputf8_enable = yes
         read_text(&self.dir.join("maillog"))
     }
 
+    /// Sends `message` over SMTP from alice@sender.test to bob@dest.test.
+    pub fn send(&self, message: &[u8]) -> smtp::Outcome {
+        smtp::send(
+            self.smtp_port,
+            "alice@sender.test",
+            &["bob@dest.test"],
+            message,
+        )
+    }
+
+    /// Asks Postfix to attempt delivery of everything queued, now.
+    pub fn flush(&self) {
+        let _ = Command::new("postqueue")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-f")
+            .output();
+    }
+
     /// Submits a message locally with Postfix's sendmail (the non_smtpd_milters path).
     pub fn sendmail(&self, from: &str, to: &str, message: &[u8]) {
         use std::io::Write;
@@ -197,11 +216,7 @@ smtputf8_enable = yes
                 .into_iter()
                 .find(|d| d.headers().contains(needle));
             if hit.is_none() {
-                let _ = Command::new("postqueue")
-                    .arg("-c")
-                    .arg(&self.conf)
-                    .arg("-f")
-                    .output();
+                self.flush();
                 std::thread::sleep(Duration::from_millis(200));
             }
             hit
@@ -212,17 +227,6 @@ smtputf8_enable = yes
                 self.maillog()
             )
         })
-    }
-
-    /// The messages in the queue (deferred, held or active), from `postqueue -j`.
-    pub fn queue(&self) -> String {
-        let out = Command::new("postqueue")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("-j")
-            .output()
-            .expect("postqueue");
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
