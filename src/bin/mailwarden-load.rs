@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use mailwarden::milter::ListenAddr;
-use mailwarden::milter::client::{ClientError, ClientStream, MtaClient, SplitMessage};
+use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
 use mailwarden::milter::response::Response;
+use mailwarden::milter::stream::Stream;
 
 #[derive(Parser, Clone)]
 #[command(
@@ -104,7 +105,7 @@ async fn idle(args: &Args, count: usize) -> ExitCode {
 async fn open(
     target: &ListenAddr,
     flush_each_event: bool,
-) -> Result<MtaClient<ClientStream>, ClientError> {
+) -> Result<MtaClient<Stream>, ClientError> {
     let ip = std::net::IpAddr::from([192, 0, 2, 7]);
     let mta = MtaClient::open_session(target, ip, "client.load.test").await?;
     Ok(mta.with_flush_each_event(flush_each_event))
@@ -266,7 +267,7 @@ async fn worker(
 }
 
 async fn send_message(
-    mta: &mut MtaClient<ClientStream>,
+    mta: &mut MtaClient<Stream>,
     message: &SplitMessage,
     queue_id: &str,
 ) -> Result<Response, ClientError> {

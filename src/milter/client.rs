@@ -5,13 +5,10 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::codec::{DEFAULT_MAX_PACKET, MAX_CHUNK};
 use super::command::{ClientAddress, Command, MacroPair};
@@ -20,6 +17,7 @@ use super::flags::Protocol;
 use super::framed::{Framed, ReadError};
 use super::listener::ListenAddr;
 use super::response::Response;
+use super::stream::Stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -74,23 +72,9 @@ pub struct MtaClient<S> {
     flush_each_event: bool,
 }
 
-/// A TCP or UNIX stream, so one client type serves both kinds of listener.
-pub enum ClientStream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl MtaClient<ClientStream> {
+impl MtaClient<Stream> {
     pub async fn connect(addr: &ListenAddr) -> io::Result<Self> {
-        let stream = match addr {
-            ListenAddr::Inet(sa) => {
-                let s = TcpStream::connect(sa).await?;
-                s.set_nodelay(true)?;
-                ClientStream::Tcp(s)
-            }
-            ListenAddr::Unix(path) => ClientStream::Unix(UnixStream::connect(path).await?),
-        };
-        Ok(MtaClient::new(stream))
+        Ok(MtaClient::new(Stream::connect(addr).await?))
     }
 
     /// Connects, negotiates as Postfix does, and reports an SMTP client at `ip` that
@@ -379,46 +363,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MtaClient<S> {
             Ok(Ok(None)) => Err(ClientError::Closed),
             Ok(Ok(Some(packet))) => Ok(Response::decode(packet)?),
             Ok(Err(e)) => Err(e.into()),
-        }
-    }
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use thiserror::Error;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+use super::stream::Stream;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
@@ -88,12 +90,6 @@ pub enum Listener {
     },
 }
 
-/// A freshly accepted connection.
-pub enum Accepted {
-    Tcp(TcpStream, SocketAddr),
-    Unix(UnixStream),
-}
-
 impl Listener {
     pub async fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> {
         let io_err = |source| BindError::Io {
@@ -126,15 +122,19 @@ impl Listener {
         }
     }
 
-    pub async fn accept(&self) -> io::Result<Accepted> {
+    /// The next connection and a name for its peer, for logs.
+    pub async fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
                 // Several small responses per step must not wait for delayed ACKs.
                 stream.set_nodelay(true)?;
-                Ok(Accepted::Tcp(stream, peer))
+                Ok((Stream::Tcp(stream), peer.to_string()))
             }
-            Listener::Unix { listener, .. } => Ok(Accepted::Unix(listener.accept().await?.0)),
+            Listener::Unix { listener, path } => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Stream::Unix(stream), format!("unix:{}", path.display())))
+            }
         }
     }
 

@@ -18,6 +18,7 @@ pub mod respond;
 pub mod response;
 pub mod server;
 pub(crate) mod session;
+pub mod stream;
 
 #[cfg(test)]
 mod fuzz_tests;

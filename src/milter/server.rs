@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 
 use super::connection::serve_connection;
 use super::filter::{Filter, Service};
-use super::listener::{Accepted, BindError, ListenAddr, Listener};
+use super::listener::{BindError, ListenAddr, Listener};
 use crate::panic_guard::catch_panic;
 use crate::shutdown::Shutdown;
 
@@ -116,8 +116,7 @@ async fn accept_loop<F: Filter>(
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
-            Ok(Accepted::Tcp(stream, peer)) => (Stream::Tcp(stream), peer.to_string()),
-            Ok(Accepted::Unix(stream)) => (Stream::Unix(stream), addr.to_string()),
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off, keep going.
                 error!(listen = %addr, "accept failed: {e}");
@@ -138,12 +137,7 @@ async fn accept_loop<F: Filter>(
         let services = services.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let session = async {
-                match stream {
-                    Stream::Tcp(s) => serve_connection(s, id, &peer, services, shutdown).await,
-                    Stream::Unix(s) => serve_connection(s, id, &peer, services, shutdown).await,
-                }
-            };
+            let session = serve_connection(stream, id, &peer, services, shutdown);
             if let Err(panic) = catch_panic(session).await {
                 error!(
                     session = id,
@@ -153,9 +147,4 @@ async fn accept_loop<F: Filter>(
             drop(permit);
         });
     }
-}
-
-enum Stream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
 }
