@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs mailwarden's whole test suite: installs the Debian packages the integration
-# tests start for real (Postfix and its smtp-sink; docker-compose to validate the
-# compose file) when they are missing, then `cargo test`. Needs root for apt and
-# for starting Postfix.
+# tests start for real (Postfix and its smtp-sink; knot for DNS; docker-compose to
+# validate the compose file) and the Python tools that check our output
+# independently (authres, dkimpy) when they are missing, then `cargo test`. Needs
+# root for apt and for starting Postfix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 { have postfix && have smtp-sink && have sendmail; } || need_apt+=(postfix)
+{ have knotd && have knotc; } || need_apt+=(knot)
+have kdig || need_apt+=(knot-dnsutils)
 have docker-compose || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
@@ -19,6 +22,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+need_pip=()
+python3 -c 'import authres' 2>/dev/null || need_pip+=(authres)
+python3 -c 'import dkim, nacl' 2>/dev/null || need_pip+=(dkimpy pynacl)
+if [ ${#need_pip[@]} -gt 0 ]; then
+    echo "test.sh: pip installing ${need_pip[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${need_pip[@]}"
 fi
 
 cargo test --locked "$@"

@@ -41,11 +41,11 @@ impl ServeOptions {
     }
 }
 
-fn service(config: &Config) -> Arc<Service<Pipeline>> {
-    Arc::new(Service {
+fn service(config: &Config) -> Result<Arc<Service<Pipeline>>, String> {
+    Ok(Arc::new(Service {
         settings: config.server.session_settings(),
-        filter: Pipeline::from_config(config),
-    })
+        filter: Pipeline::from_config(config)?,
+    }))
 }
 
 /// Runs the daemon to its end. Errors before serving (bad config, a socket that
@@ -78,7 +78,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     }
 
     check_fd_limit(config.server.max_sessions);
-    let (services_tx, services_rx) = watch::channel(service(&config));
+    let first = service(&config).inspect_err(|e| error!("{e}"))?;
+    let (services_tx, services_rx) = watch::channel(first);
     let server = Server::bind(
         &config.server.listen,
         config.server.socket_mode,
@@ -160,13 +161,17 @@ fn reload(
     log: &LogHandle,
 ) {
     systemd::reloading();
-    match options.load() {
+    let loaded = options
+        .load()
+        .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .and_then(|new| service(&new).map(|s| (new, s)).map_err(|e| vec![e]));
+    match loaded {
         Err(errors) => {
-            for e in &errors.0 {
+            for e in &errors {
                 error!("reload refused, keeping the running configuration: {e}");
             }
         }
-        Ok(new) => {
+        Ok((new, service)) => {
             for key in config::needs_restart(running, &new) {
                 warn!(
                     key,
@@ -176,7 +181,7 @@ fn reload(
             if let Err(e) = log.set_level(&new.log.level) {
                 warn!("log.level not applied: {e}");
             }
-            services.send_replace(service(&new));
+            services.send_replace(service);
             info!(
                 source = new
                     .source

@@ -1,9 +1,12 @@
 //! mailwarden: a mail-security milter for Postfix. See `ARCHITECTURE.md` in the
 //! design notes for the layers; each module's own doc says what it is for.
 
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod decision;
+pub mod direction;
+pub mod explain;
 pub mod milter;
 pub mod observe;
 pub mod panic_guard;

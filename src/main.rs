@@ -1,5 +1,6 @@
 //! The `mailwarden` command: `serve` runs the milter daemon, `check-config` validates
-//! a configuration file before a reload.
+//! a configuration file before a reload, `scan` explains what the daemon would do
+//! with one message.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use clap::{Parser, Subcommand};
 
 use mailwarden::config::{self, LogFormat};
 use mailwarden::daemon::{self, ServeOptions};
+use mailwarden::explain::{self, ScanInput};
 use mailwarden::milter::ListenAddr;
+use mailwarden::pipeline::Pipeline;
 
 #[derive(Parser)]
 #[command(
@@ -41,29 +44,114 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
     },
+    /// Run the whole pipeline on a message file (real DNS, no MTA) and explain the
+    /// verdict: direction, every check with its reason, edits, reply.
+    Scan {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// The SMTP client's IP address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// The HELO/EHLO name the client gave.
+        #[arg(long)]
+        helo: String,
+        /// MAIL FROM address ("" for the null sender).
+        #[arg(long)]
+        from: String,
+        /// RCPT TO address (repeatable).
+        #[arg(long, required = true)]
+        rcpt: Vec<String>,
+        /// Treat the client as authenticated with this SASL user name.
+        #[arg(long)]
+        auth: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The message (RFC 5322, LF or CRLF line ends).
+        file: PathBuf,
+    },
 }
 
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     s.parse()
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("mailwarden: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn scan(config: Option<PathBuf>, input: ScanInput, as_json: bool) -> ExitCode {
+    let config = match config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pipeline = match Pipeline::from_config(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mailwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let findings = rt.block_on(explain::run(&pipeline, &input));
+    if as_json {
+        println!("{}", explain::json(&findings));
+    } else {
+        print!("{}", explain::text(&findings));
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Scan {
+            config,
+            ip,
+            helo,
+            from,
+            rcpt,
+            auth,
+            json,
+            file,
+        } => {
+            let message = match std::fs::read(&file) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("mailwarden: cannot read {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let input = ScanInput {
+                ip,
+                helo,
+                from,
+                rcpt,
+                auth,
+                message,
+            };
+            scan(config, input, json)
+        }
         Command::Serve {
             config,
             listen,
             log_format,
         } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("mailwarden: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             let options = ServeOptions {
                 config_path: config,

@@ -1,53 +1,185 @@
-//! What happens to a message at end-of-message. Today: add the trace header and
-//! accept. Inbound authentication, antivirus, policy and signing plug in here, in
-//! that order, each as a step that adds facts or edits to the decision.
+//! What happens to a message at end-of-message, in order: decide its direction;
+//! remove forged `Authentication-Results`; for inbound mail verify SPF, DKIM, ARC,
+//! iprev and DMARC, add our header and apply DMARC's policy; add the trace header.
+//! Antivirus, policy rules and signing plug in here as later steps.
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::decision::{Decision, Edit};
+use crate::auth::{self, AuthReport, AuthResult, Envelope, Policy, Verifier};
+use crate::config::{Config, InboundConfig, OnDnsError};
+use crate::decision::{Decision, Edit, Verdict};
+use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
+use crate::reply::SmtpReply;
 use crate::transaction::Transaction;
 
 pub const TRACE_HEADER: &str = "X-Mailwarden";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pipeline {
     trace_header: bool,
+    inbound: InboundConfig,
+    verifier: Arc<Verifier>,
+}
+
+/// Everything the pipeline found out about one message, for the decision and for
+/// `mailwarden scan` to explain.
+pub struct Findings {
+    pub direction: Direction,
+    pub auth: Option<AuthReport>,
+    pub decision: Decision,
 }
 
 impl Pipeline {
-    pub fn from_config(config: &Config) -> Self {
-        Pipeline {
+    /// Builds the pipeline; fails when the DNS resolver cannot be set up.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        Ok(Pipeline {
             trace_header: config.server.trace_header,
+            inbound: config.inbound.clone(),
+            verifier: Arc::new(Verifier::new(&config.dns, &config.inbound)?),
+        })
+    }
+
+    /// Runs every step and keeps what each found.
+    pub async fn examine(&self, tx: &Transaction) -> Findings {
+        let direction = Direction::of(tx, &self.inbound);
+        let mut edits = auth::remove_forged(tx, self.verifier.authserv_id());
+        let mut auth = None;
+        let mut verdict = Verdict::Accept;
+        let mut reason = direction.to_string();
+        if let Direction::Inbound(ip) = direction {
+            let mut message = tx.header_block();
+            message.extend_from_slice(&tx.body);
+            let envelope = Envelope {
+                ip,
+                helo: tx.client.helo.as_deref().unwrap_or(&tx.client.hostname),
+                mail_from: tx.sender.address(),
+                message: &message,
+                from_headers: tx.header_values("From").count(),
+                body_len: tx.body_size,
+            };
+            let report = self.verifier.verify(&envelope).await;
+            reason = format!("{reason}: {}", report.summary());
+            match self.dmarc_action(&report) {
+                Ok((v, quarantine)) => {
+                    edits.push(Edit::InsertHeader {
+                        index: 0,
+                        name: auth::HEADER.to_owned(),
+                        value: report.header_value(self.verifier.authserv_id()),
+                    });
+                    edits.extend(quarantine);
+                    if let Some(why) = dmarc_note(&report) {
+                        reason = format!("{reason}; {why}");
+                    }
+                    verdict = v;
+                }
+                Err(dns) => {
+                    auth = Some(report);
+                    return Findings {
+                        direction,
+                        auth,
+                        decision: Decision::tempfail(format!("DNS failure: {dns}")),
+                    };
+                }
+            }
+            auth = Some(report);
+        }
+        if self.trace_header {
+            let queue_id = tx.queue_id().unwrap_or_else(|| "unknown".to_owned());
+            edits.push(Edit::AddHeader {
+                name: TRACE_HEADER.to_owned(),
+                value: format!("{} {}", env!("CARGO_PKG_VERSION"), sanitize(&queue_id)),
+            });
+        }
+        Findings {
+            direction,
+            auth,
+            decision: Decision {
+                edits,
+                verdict,
+                reason,
+            },
         }
     }
+
+    /// The verdict DMARC asks for, plus a quarantine edit; `Err` with the failure
+    /// when DNS trouble left the result open and `on_dns_error` says tempfail.
+    fn dmarc_action(&self, report: &AuthReport) -> Result<(Verdict, Option<Edit>), String> {
+        if let Some(failure) = report.dns_failure()
+            && self.inbound.on_dns_error == OnDnsError::Tempfail
+        {
+            return Err(failure);
+        }
+        let Some(disposition) = report
+            .disposition
+            .as_ref()
+            .filter(|_| self.inbound.dmarc_enforce)
+        else {
+            return Ok((Verdict::Accept, None));
+        };
+        let domain = report.dmarc.get("header.from").unwrap_or("the From domain");
+        match disposition.applied {
+            Policy::Reject => {
+                let reply = SmtpReply::new(
+                    550,
+                    "5.7.1",
+                    &[format!(
+                        "mailwarden: DMARC policy of {domain} rejects this message: {}",
+                        report
+                            .dmarc
+                            .reason
+                            .as_deref()
+                            .unwrap_or("authentication failed")
+                    )],
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((Verdict::Reject(reply), None))
+            }
+            Policy::Quarantine => Ok((
+                Verdict::Accept,
+                Some(Edit::Quarantine {
+                    reason: format!(
+                        "DMARC policy of {domain} is quarantine and the message failed"
+                    ),
+                }),
+            )),
+            Policy::None => Ok((Verdict::Accept, None)),
+        }
+    }
+}
+
+/// What DMARC did, for the decision log line, when it did anything.
+fn dmarc_note(report: &AuthReport) -> Option<String> {
+    let d = report.disposition.as_ref()?;
+    if let Some(sealer) = &d.override_by {
+        return Some(format!(
+            "DMARC failure overridden by trusted ARC sealer {sealer}"
+        ));
+    }
+    (report.dmarc.result == AuthResult::Fail).then(|| {
+        format!(
+            "DMARC p={} applied={}",
+            d.requested.as_str(),
+            d.applied.as_str()
+        )
+    })
 }
 
 impl Filter for Pipeline {
     fn needs(&self) -> Needs {
         Needs {
-            actions: if self.trace_header {
-                Actions::ADD_HEADERS
-            } else {
-                Actions::empty()
-            },
+            // Our header and the trace header; deleting forged headers; DMARC's
+            // quarantine.
+            actions: Actions::ADD_HEADERS
+                .union(Actions::CHANGE_HEADERS)
+                .union(Actions::QUARANTINE),
             headers: true,
             body: BodyNeed::Whole,
         }
     }
 
     async fn decide(&self, tx: Arc<Transaction>) -> Decision {
-        let mut decision = Decision::accept("no checks configured");
-        if self.trace_header {
-            let queue_id = tx.queue_id().unwrap_or_else(|| "unknown".to_owned());
-            decision.edits.push(Edit::AddHeader {
-                name: TRACE_HEADER.to_owned(),
-                value: format!("{} {}", env!("CARGO_PKG_VERSION"), sanitize(&queue_id)),
-            });
-        }
-        decision
+        self.examine(&tx).await.decision
     }
 }
 
@@ -58,45 +190,4 @@ fn sanitize(queue_id: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(64)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use bytes::Bytes;
-
-    use super::*;
-    use crate::decision::Verdict;
-    use crate::transaction::Macros;
-
-    #[tokio::test]
-    async fn adds_the_trace_header_and_accepts() {
-        let pipeline = Pipeline::from_config(&crate::config::built_in());
-        let mut macros = BTreeMap::new();
-        macros.insert("i".to_owned(), Bytes::from_static(b"4XyZ1\r\nBcc: x"));
-        let tx = Transaction {
-            macros: Macros::new(macros),
-            ..Default::default()
-        };
-        let d = pipeline.decide(Arc::new(tx)).await;
-        assert_eq!(d.verdict, Verdict::Accept);
-        assert_eq!(
-            d.edits,
-            vec![Edit::AddHeader {
-                name: "X-Mailwarden".into(),
-                value: format!("{} 4XyZ1Bccx", env!("CARGO_PKG_VERSION")),
-            }]
-        );
-        assert_eq!(pipeline.needs().actions, Actions::ADD_HEADERS);
-    }
-
-    #[tokio::test]
-    async fn without_trace_header_it_asks_for_no_actions() {
-        let mut config = crate::config::built_in();
-        config.server.trace_header = false;
-        let pipeline = Pipeline::from_config(&config);
-        assert_eq!(pipeline.needs().actions, Actions::empty());
-        assert!(pipeline.decide(Arc::default()).await.edits.is_empty());
-    }
 }

@@ -86,4 +86,7 @@ pub struct InboundConfig {
     pub skip_authenticated: bool,
     pub dmarc_enforce: bool,
     pub on_dns_error: OnDnsError,
+    /// ARC sealers (domains) whose `arc=pass` overrides a DMARC failure: the
+    /// mailing lists and forwarders the admin trusts to have checked the original.
+    pub trusted_arc_sealers: Vec<String>,
 }

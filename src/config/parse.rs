@@ -72,6 +72,7 @@ struct RawInbound {
     skip_authenticated: Option<bool>,
     dmarc_enforce: Option<bool>,
     on_dns_error: S<String>,
+    trusted_arc_sealers: Option<Vec<Spanned<String>>>,
 }
 
 /// Collects errors with positions resolved against the source text.
@@ -393,6 +394,28 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
                 )),
             },
         ),
+        trusted_arc_sealers: c.list(
+            raw.trusted_arc_sealers.unwrap_or_default(),
+            "inbound.trusted_arc_sealers",
+            parse_domain,
+        ),
+    }
+}
+
+/// A domain name such as `lists.example.org`, stored in lower case.
+fn parse_domain(t: &str) -> Result<String, String> {
+    let labels_ok = t.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if labels_ok && t.contains('.') && t.len() <= 253 {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{t:?} is not a domain name like \"lists.example.org\""
+        ))
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Negotiated {
     pub version: u32,
     pub actions: Actions,
     pub protocol: Protocol,
+    /// Actions the filter may use that this MTA does not allow. A decision that
+    /// needs one is refused by the session (tempfail), never half-applied.
+    pub missing: Actions,
 }
 
 impl Negotiated {
@@ -71,14 +74,10 @@ pub fn negotiate(
         bits => Protocol(bits),
     };
 
+    // Old MTAs offer fewer actions. Take what they allow: most messages need none
+    // of the rest, and one that does is tempfailed by the session.
     let missing = needs.actions.difference(offered_actions);
-    if missing != Actions::empty() {
-        return Err(ProtocolError::Negotiation(format!(
-            "the MTA does not allow the modifications we need (missing action bits {:#x}, offered {:#x})",
-            missing.0, offered_actions.0
-        )));
-    }
-    let mut actions = needs.actions;
+    let mut actions = needs.actions.difference(missing);
     let use_symlists = version >= 6 && offered_actions.contains(Actions::SET_SYMBOL_LIST);
     if use_symlists {
         actions = actions.union(Actions::SET_SYMBOL_LIST);
@@ -125,6 +124,7 @@ pub fn negotiate(
             version,
             actions,
             protocol,
+            missing,
         },
         reply,
     ))
@@ -230,12 +230,17 @@ mod tests {
     fn refusals_say_why() {
         let err = negotiate(1, 0x1ff, 0x7f, &needs(BodyNeed::Whole)).unwrap_err();
         assert!(err.to_string().contains("protocol 1"), "{err}");
+    }
+
+    #[test]
+    fn actions_the_mta_does_not_offer_are_left_out_and_named() {
         let quarantine = Needs {
-            actions: Actions::QUARANTINE,
+            actions: Actions::QUARANTINE.union(Actions::ADD_HEADERS),
             headers: true,
             body: BodyNeed::Whole,
         };
-        let err = negotiate(6, 0x1, 0x1f_ffff, &quarantine).unwrap_err();
-        assert!(err.to_string().contains("0x20"), "{err}");
+        let (n, _) = negotiate(6, 0x1, 0x1f_ffff, &quarantine).unwrap();
+        assert_eq!(n.actions, Actions::ADD_HEADERS);
+        assert_eq!(n.missing, Actions::QUARANTINE);
     }
 }

@@ -151,6 +151,7 @@ mod tests {
             version: 6,
             actions: Actions(actions),
             protocol: Protocol::HEADER_LEADING_SPACE,
+            missing: Actions::empty(),
         }
     }
 

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::command::{ClientAddress, Command};
 use super::error::ProtocolError;
 use super::filter::{BodyNeed, Needs};
-use super::flags::{Protocol, Stage};
+use super::flags::{Actions, Protocol, Stage};
 use super::macros::MacroStore;
 use super::negotiate::{Negotiated, negotiate};
 use super::response::Response;
@@ -125,6 +125,13 @@ impl Session {
             } => {
                 self.require(State::Greeting..=State::Greeting, "OPTNEG")?;
                 let (negotiated, reply) = negotiate(version, actions, protocol, &self.needs)?;
+                if negotiated.missing != Actions::empty() {
+                    tracing::warn!(
+                        missing = format_args!("{:#x}", negotiated.missing.0),
+                        offered = format_args!("{actions:#x}"),
+                        "the MTA does not allow some modifications; a message that needs them will be tempfailed"
+                    );
+                }
                 self.negotiated = Some(negotiated);
                 self.state = State::AwaitConnect;
                 Ok(Step::Reply(reply))

@@ -33,9 +33,16 @@ impl Mailwarden {
         mw
     }
 
+    /// The test config. `extra` may bring its own `[inbound]` section (it then
+    /// replaces the default one, which only sets `authserv_id = "mx.harness.test"`).
     pub fn config(port: u16, server_keys: &str, extra: &str) -> String {
+        let inbound = if extra.contains("[inbound]") {
+            ""
+        } else {
+            "[inbound]\nauthserv_id = \"mx.harness.test\"\n"
+        };
         format!(
-            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n{server_keys}\n\n[inbound]\nauthserv_id = \"mx.harness.test\"\n\n{extra}\n"
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n{server_keys}\n\n{inbound}\n{extra}\n"
         )
     }
 

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod knot;
 pub mod mailwarden;
 pub mod postfix;
 pub mod smtp;

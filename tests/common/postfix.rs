@@ -84,7 +84,8 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = mx.harness.test
 mydestination =
-mynetworks = 127.0.0.0/8
+mynetworks = 127.0.0.0/8 192.0.2.0/24 198.51.100.0/24 203.0.113.0/24
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
 relayhost = [127.0.0.1]:{sink_port}
 smtpd_milters = {milter}
 non_smtpd_milters = {milter}
@@ -162,6 +163,35 @@ smtputf8_enable = yes
             &["bob@dest.test"],
             message,
         )
+    }
+
+    /// Sends `message` as `peer` (see [`smtp::Peer`]) with this envelope.
+    pub fn send_as(&self, peer: smtp::Peer<'_>, from: &str, message: &[u8]) -> smtp::Outcome {
+        smtp::send_as(
+            self.smtp_port,
+            Some(peer),
+            from,
+            &["bob@dest.test"],
+            message,
+        )
+    }
+
+    /// The queue ids in Postfix's hold queue (where quarantined mail waits).
+    pub fn held(&self) -> Vec<String> {
+        let out = Command::new("postqueue")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-j")
+            .output()
+            .expect("run postqueue -j");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"queue_name\": \"hold\""))
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                v["queue_id"].as_str().map(str::to_owned)
+            })
+            .collect()
     }
 
     /// Asks Postfix to attempt delivery of everything queued, now.

@@ -53,9 +53,31 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Reply {
     }
 }
 
+/// Who the SMTP client claims to be, through Postfix's XCLIENT command (allowed for
+/// loopback by the harness): Postfix and the milter then see this address, host
+/// name, HELO and optional SASL login instead of 127.0.0.1.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub addr: &'a str,
+    pub name: &'a str,
+    pub helo: &'a str,
+    pub login: Option<&'a str>,
+}
+
 /// Sends one message. `message` uses LF or CRLF line ends; it is sent with CRLF and
 /// dot-stuffed. Stops at the first reply that is not 2xx/3xx.
 pub fn send(port: u16, from: &str, to: &[&str], message: &[u8]) -> Outcome {
+    send_as(port, None, from, to, message)
+}
+
+/// Like [`send`], as `peer` when given.
+pub fn send_as(
+    port: u16,
+    peer: Option<Peer<'_>>,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+) -> Outcome {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to Postfix");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -63,10 +85,16 @@ pub fn send(port: u16, from: &str, to: &[&str], message: &[u8]) -> Outcome {
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     let mut transcript = vec![read_reply(&mut reader)];
-    let mut commands = vec![
-        "EHLO client.harness.test\r\n".to_owned(),
-        format!("MAIL FROM:<{from}>\r\n"),
-    ];
+    let mut commands = vec!["EHLO client.harness.test\r\n".to_owned()];
+    if let Some(p) = peer {
+        let login = p.login.map(|l| format!(" LOGIN={l}")).unwrap_or_default();
+        commands.push(format!(
+            "XCLIENT ADDR={} NAME={}{login}\r\n",
+            p.addr, p.name
+        ));
+        commands.push(format!("EHLO {}\r\n", p.helo));
+    }
+    commands.push(format!("MAIL FROM:<{from}>\r\n"));
     commands.extend(to.iter().map(|r| format!("RCPT TO:<{r}>\r\n")));
     commands.push("DATA\r\n".to_owned());
     for command in commands {

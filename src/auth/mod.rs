@@ -1,0 +1,137 @@
+//! Inbound authentication: SPF, DKIM, DMARC, ARC and iprev over real DNS, and the
+//! one `Authentication-Results` header that carries their results downstream.
+//! Knows nothing of the milter protocol or of policy rules: it turns a message and
+//! its envelope into an [`AuthReport`].
+
+mod cache;
+pub mod dmarc;
+mod dns;
+pub mod results;
+mod spf;
+mod verify;
+
+use crate::config::{DnsConfig, InboundConfig};
+use crate::decision::Edit;
+use crate::transaction::Transaction;
+
+pub use dmarc::Policy;
+pub use results::{AuthReport, AuthResult, DmarcDisposition, MethodResult, authserv_id_of};
+pub use verify::Envelope;
+
+pub const HEADER: &str = "Authentication-Results";
+
+/// The inbound verifier: a resolver, its caches and the settings the checks use.
+pub struct Verifier {
+    resolver: mail_auth::MessageAuthenticator,
+    caches: dns::Caches,
+    /// Our name in the header, and the host name SPF's `%{r}` macro expands to.
+    authserv_id: String,
+    /// ARC sealers whose pass may override a DMARC failure (lower case).
+    trusted_arc_sealers: Vec<String>,
+}
+
+impl Verifier {
+    pub fn new(dns: &DnsConfig, inbound: &InboundConfig) -> Result<Self, String> {
+        Ok(Verifier {
+            resolver: dns::authenticator(dns)?,
+            caches: dns::Caches::new(dns::CACHE_ENTRIES),
+            authserv_id: inbound.authserv_id.clone(),
+            trusted_arc_sealers: inbound
+                .trusted_arc_sealers
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    pub fn authserv_id(&self) -> &str {
+        &self.authserv_id
+    }
+}
+
+/// Edits that delete every `Authentication-Results` header claiming `authserv_id`
+/// (in any letter case): nobody outside can hand us a verdict in our name. The
+/// highest occurrence goes first, so each index still points at the header it
+/// meant whatever way the MTA counts after a deletion.
+pub fn remove_forged(tx: &Transaction, authserv_id: &str) -> Vec<Edit> {
+    let mut edits: Vec<Edit> = tx
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(HEADER))
+        .zip(1u32..)
+        .filter(|(h, _)| {
+            authserv_id_of(&h.value).is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
+        })
+        .map(|(_, occurrence)| Edit::DeleteHeader {
+            name: HEADER.to_owned(),
+            occurrence,
+        })
+        .collect();
+    edits.reverse();
+    edits
+}
+
+/// The first eight characters of the base64 form of a signature (RFC 6008's
+/// `header.b`), enough to tell two signatures of one domain apart.
+pub(crate) fn base64_prefix(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(8);
+    for chunk in bytes.chunks(3).take(2) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::transaction::HeaderField;
+
+    #[test]
+    fn forged_headers_with_our_id_are_removed_highest_first() {
+        let header = |name: &str, value: &'static str| HeaderField {
+            name: name.into(),
+            value: Bytes::from_static(value.as_bytes()),
+        };
+        let tx = Transaction {
+            headers: vec![
+                header("Authentication-Results", " MX.Test; dmarc=pass"),
+                header("Subject", " hi"),
+                header("authentication-results", " other.example; spf=pass"),
+                header("ARC-Authentication-Results", " i=1; mx.test; dkim=pass"),
+                header("Authentication-Results", " (x) mx.test 1; dkim=pass"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            remove_forged(&tx, "mx.test"),
+            vec![
+                Edit::DeleteHeader {
+                    name: HEADER.into(),
+                    occurrence: 3
+                },
+                Edit::DeleteHeader {
+                    name: HEADER.into(),
+                    occurrence: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn base64_prefix_matches_the_standard_alphabet() {
+        assert_eq!(base64_prefix(b"\xff\xef\xbe\x00\x01\x02\x03"), "/+++AAEC");
+        assert_eq!(base64_prefix(b"Ma"), "TWE");
+        assert_eq!(base64_prefix(b""), "");
+    }
+}

@@ -1,0 +1,450 @@
+//! Runs every inbound check for one message and turns `mail-auth`'s outputs into our
+//! [`AuthReport`]: SPF for HELO and MAIL FROM, each DKIM signature, ARC, iprev, then
+//! DMARC over their results. Checks that do not depend on each other run at once.
+
+use std::net::IpAddr;
+
+use mail_auth::common::crypto::Algorithm;
+use mail_auth::dkim::DkimError;
+use mail_auth::hickory_resolver::proto::op::ResponseCode;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, DkimOutput, DkimResult, DnsError, Error, IprevResult, SpfResult,
+};
+
+use super::dmarc::{self, Identifiers, Policy};
+use super::results::{AuthReport, AuthResult, DmarcDisposition, MethodResult};
+use super::spf::{self, SpfCheck};
+use super::{Verifier, base64_prefix};
+
+/// What the checks need to know about the message's transaction.
+pub struct Envelope<'a> {
+    pub ip: IpAddr,
+    /// The HELO/EHLO name (the client host name when it sent none).
+    pub helo: &'a str,
+    /// MAIL FROM without brackets; empty for the null sender.
+    pub mail_from: &'a str,
+    /// The raw message: header block (CRLF) and body.
+    pub message: &'a [u8],
+    /// Header fields named From.
+    pub from_headers: usize,
+    /// The body's length in bytes as received.
+    pub body_len: u64,
+}
+
+impl Verifier {
+    pub async fn verify(&self, env: &Envelope<'_>) -> AuthReport {
+        let caches = &self.caches;
+        let resolver = &self.resolver;
+        let helo = env.helo.trim_end_matches('.');
+        let helo_is_name = !helo.is_empty()
+            && !helo.starts_with('[')
+            && helo.parse::<IpAddr>().is_err()
+            && helo.contains('.');
+        let parsed = AuthenticatedMessage::parse_with_opts(env.message, None, false);
+
+        let spf_helo = async {
+            if helo_is_name {
+                Some(
+                    spf::check(
+                        resolver,
+                        caches,
+                        SpfParameters::verify_ehlo(env.ip, helo, &self.authserv_id),
+                    )
+                    .await,
+                )
+            } else {
+                None
+            }
+        };
+        let spf_mailfrom = async {
+            if env.mail_from.contains('@') {
+                Some(
+                    spf::check(
+                        resolver,
+                        caches,
+                        SpfParameters::verify_mail_from(
+                            env.ip,
+                            helo,
+                            &self.authserv_id,
+                            env.mail_from,
+                        ),
+                    )
+                    .await,
+                )
+            } else {
+                None
+            }
+        };
+        let iprev = resolver.verify_iprev(caches.params(env.ip));
+        let dkim = async {
+            match &parsed {
+                Some(m) => resolver.verify_dkim(caches.params(m)).await,
+                None => Vec::new(),
+            }
+        };
+        let arc = async {
+            match &parsed {
+                Some(m) => Some(resolver.verify_arc(caches.params(m)).await),
+                None => None,
+            }
+        };
+        let (spf_helo, spf_mailfrom, iprev, dkim, arc) =
+            tokio::join!(spf_helo, spf_mailfrom, iprev, dkim, arc);
+
+        let iprev = iprev_result(env.ip, &iprev);
+        let spf_helo_result = match &spf_helo {
+            Some(out) => spf_result(out, env.ip).prop("smtp.helo", helo),
+            None => MethodResult::new("spf", AuthResult::None)
+                .reason("HELO is not a domain name")
+                .prop("smtp.helo", sanitize(env.helo)),
+        };
+        // With a null sender the HELO identity stands in for MAIL FROM (RFC 7208 §2.4).
+        let (spf_mailfrom_result, spf_domain) = match &spf_mailfrom {
+            Some(out) => (
+                spf_result(out, env.ip).prop("smtp.mailfrom", env.mail_from),
+                domain_of(env.mail_from),
+            ),
+            None => {
+                let mut m = spf_helo_result.clone();
+                m.props = vec![("smtp.mailfrom", format!("postmaster@{helo}"))];
+                m.reason = Some("null sender: HELO identity".into());
+                (m, helo.to_owned())
+            }
+        };
+        let dkim_results: Vec<MethodResult> = if dkim.is_empty() {
+            vec![MethodResult::new("dkim", AuthResult::None).reason("no signatures")]
+        } else {
+            dkim.iter().map(|o| dkim_result(o, env.body_len)).collect()
+        };
+        let (arc_result, sealer) = match &arc {
+            Some(out) => arc_result(out),
+            None => (MethodResult::new("arc", AuthResult::None), None),
+        };
+
+        let from_domains: Vec<String> = parsed
+            .as_ref()
+            .map(|m| {
+                let mut v: Vec<String> = m.from.iter().map(|a| domain_of(a)).collect();
+                v.retain(|d| !d.is_empty());
+                v.sort();
+                v.dedup();
+                v
+            })
+            .unwrap_or_default();
+        let ids = Identifiers {
+            spf: (spf_mailfrom_result.result, &spf_domain),
+            dkim: dkim_results
+                .iter()
+                .filter_map(|m| m.get("header.d").map(|d| (m.result, d)))
+                .collect(),
+        };
+        let (dmarc, mut disposition) = self.dmarc(env.from_headers, &from_domains, &ids).await;
+        if let (Some(disp), Some(sealer)) = (&mut disposition, &sealer)
+            && dmarc.result == AuthResult::Fail
+            && arc_result.result == AuthResult::Pass
+            && self
+                .trusted_arc_sealers
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(sealer))
+        {
+            disp.applied = Policy::None;
+            disp.override_by = Some(sealer.clone());
+        }
+        let dmarc = match &disposition {
+            Some(DmarcDisposition {
+                override_by: Some(sealer),
+                ..
+            }) => {
+                let reason = format!(
+                    "{}; overridden: ARC sealed by trusted {sealer}",
+                    dmarc.reason.as_deref().unwrap_or_default()
+                );
+                let mut m = dmarc.clone().reason(reason);
+                m.props
+                    .push(("policy.override", "trusted_forwarder".into()));
+                m
+            }
+            _ => dmarc,
+        };
+        AuthReport {
+            iprev,
+            spf_mailfrom: spf_mailfrom_result,
+            spf_helo: spf_helo_result,
+            dkim: dkim_results,
+            arc: arc_result,
+            dmarc,
+            disposition,
+        }
+    }
+
+    async fn dmarc(
+        &self,
+        from_headers: usize,
+        from_domains: &[String],
+        ids: &Identifiers<'_>,
+    ) -> (MethodResult, Option<DmarcDisposition>) {
+        if from_headers == 0 {
+            return (
+                MethodResult::new("dmarc", AuthResult::PermError).reason("no From header"),
+                None,
+            );
+        }
+        if from_domains.is_empty() {
+            return (
+                MethodResult::new("dmarc", AuthResult::PermError)
+                    .reason("no address with a domain in From"),
+                None,
+            );
+        }
+        // Several From domains: evaluate each and keep the worst outcome, so an
+        // extra address cannot make a failing domain pass.
+        let mut worst: Option<dmarc::Evaluation> = None;
+        for domain in from_domains {
+            let eval = match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
+                Ok(found) => dmarc::evaluate(domain, found, ids, sample),
+                Err(e) => dmarc::Evaluation {
+                    result: AuthResult::TempError,
+                    from_domain: domain.clone(),
+                    reason: e,
+                    requested: None,
+                    applied: None,
+                },
+            };
+            if worst.as_ref().is_none_or(|w| severity(&eval) > severity(w)) {
+                worst = Some(eval);
+            }
+        }
+        let Some(eval) = worst else {
+            unreachable!("from_domains is not empty")
+        };
+        let mut m = MethodResult::new("dmarc", eval.result);
+        let mut reason = eval.reason.clone();
+        if let Some(p) = eval.requested {
+            reason = format!("p={}; {reason}", p.as_str());
+        }
+        if from_domains.len() > 1 {
+            reason.push_str(&format!("; {} From domains", from_domains.len()));
+        }
+        m = m
+            .reason(reason)
+            .prop("header.from", eval.from_domain.clone());
+        if let Some(p) = eval.requested {
+            m = m.prop("policy.dmarc", p.as_str());
+        }
+        // Only a failure has a policy to apply.
+        let disposition = eval.requested.map(|requested| DmarcDisposition {
+            requested,
+            applied: match eval.result {
+                AuthResult::Fail => eval.applied.unwrap_or(requested),
+                _ => Policy::None,
+            },
+            override_by: None,
+        });
+        (m, disposition)
+    }
+}
+
+/// Fail with the strictest policy beats everything; then DNS trouble; then pass.
+fn severity(e: &dmarc::Evaluation) -> (u8, Option<Policy>) {
+    let rank = match e.result {
+        AuthResult::Fail => 5,
+        AuthResult::TempError => 4,
+        AuthResult::PermError => 3,
+        AuthResult::Pass => 2,
+        _ => 1,
+    };
+    (rank, e.applied)
+}
+
+/// True for `pct` percent of calls.
+fn sample(pct: u8) -> bool {
+    use std::hash::{BuildHasher, RandomState};
+    thread_local!(static STATE: RandomState = RandomState::new());
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    STATE.with(|s| s.hash_one(n)) % 100 < u64::from(pct)
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// HELO text from the client, reduced to what may appear in a header.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect()
+}
+
+fn spf_result(out: &SpfCheck, ip: IpAddr) -> MethodResult {
+    let domain = &out.domain;
+    let (result, reason) = match out.result {
+        SpfResult::Pass => (
+            AuthResult::Pass,
+            format!("{domain} designates {ip} as permitted sender"),
+        ),
+        SpfResult::Fail => (
+            AuthResult::Fail,
+            format!("{domain} does not designate {ip} as permitted sender"),
+        ),
+        SpfResult::SoftFail => (
+            AuthResult::SoftFail,
+            format!("{domain} does not designate {ip}, softly"),
+        ),
+        SpfResult::Neutral => (
+            AuthResult::Neutral,
+            format!("{domain} makes no assertion about {ip}"),
+        ),
+        SpfResult::None => (AuthResult::None, format!("no SPF record for {domain}")),
+        SpfResult::TempError => (
+            AuthResult::TempError,
+            format!("DNS error while checking {domain}"),
+        ),
+        SpfResult::PermError if out.void_lookups > 2 => (
+            AuthResult::PermError,
+            format!(
+                "SPF record of {domain} made {} void lookups (limit 2)",
+                out.void_lookups
+            ),
+        ),
+        SpfResult::PermError => (
+            AuthResult::PermError,
+            format!("SPF record of {domain} is invalid or exceeds 10 DNS lookups"),
+        ),
+    };
+    MethodResult::new("spf", result).reason(reason)
+}
+
+fn dkim_result(out: &DkimOutput<'_>, body_len: u64) -> MethodResult {
+    let (mut result, mut reason) = match out.result() {
+        DkimResult::Pass => (AuthResult::Pass, None),
+        DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch)) => (
+            AuthResult::Fail,
+            Some("body hash did not verify".to_owned()),
+        ),
+        DkimResult::Neutral(Error::Dkim(DkimError::SignatureExpired)) => {
+            (AuthResult::Fail, Some("signature expired (x=)".to_owned()))
+        }
+        DkimResult::Neutral(e) => (
+            AuthResult::Neutral,
+            Some(format!("unusable signature: {e}")),
+        ),
+        DkimResult::Fail(e) => (AuthResult::Fail, Some(error_text(e))),
+        DkimResult::PermError(Error::Dkim(DkimError::RevokedPublicKey)) => {
+            (AuthResult::Fail, Some("key revoked (empty p=)".to_owned()))
+        }
+        DkimResult::PermError(Error::Dns(DnsError::RecordNotFound(code)))
+            if !matches!(code, ResponseCode::NXDomain | ResponseCode::NoError) =>
+        {
+            (AuthResult::TempError, Some(format!("DNS answered {code}")))
+        }
+        DkimResult::PermError(Error::Dns(_)) => (
+            AuthResult::PermError,
+            Some("no key for signature".to_owned()),
+        ),
+        DkimResult::PermError(e) => (AuthResult::PermError, Some(error_text(e))),
+        DkimResult::TempError(e) => (AuthResult::TempError, Some(error_text(e))),
+        DkimResult::None => (AuthResult::None, None),
+    };
+    let Some(sig) = out.signature() else {
+        let mut m = MethodResult::new("dkim", result);
+        m.reason = reason;
+        return m;
+    };
+    if result == AuthResult::Pass {
+        if sig.a == Algorithm::RsaSha1 {
+            result = AuthResult::Policy;
+            reason = Some("rsa-sha1 is not accepted (RFC 8301)".into());
+        } else if sig.l > 0 && sig.l < body_len {
+            result = AuthResult::Policy;
+            reason = Some(format!(
+                "l={} signs only part of the {body_len}-byte body",
+                sig.l
+            ));
+        }
+    }
+    let mut m = MethodResult::new("dkim", result);
+    m.reason = reason;
+    let identity = if sig.i.is_empty() {
+        format!("@{}", sig.d)
+    } else {
+        sig.i.clone()
+    };
+    m.prop("header.d", sig.d.to_ascii_lowercase())
+        .prop("header.i", identity)
+        .prop("header.s", sig.s.clone())
+        .prop("header.a", algorithm_name(sig.a))
+        .prop("header.b", base64_prefix(&sig.b))
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::RsaSha256 => "rsa-sha256",
+        Algorithm::RsaSha1 => "rsa-sha1",
+        Algorithm::Ed25519Sha256 => "ed25519-sha256",
+    }
+}
+
+fn error_text(e: &Error) -> String {
+    match e {
+        Error::Crypto(_) => "signature did not verify".into(),
+        Error::Dkim(DkimError::FailedAuidMatch) => "i= is not within d=".into(),
+        Error::Dns(DnsError::Resolver(e)) => format!("DNS error: {e}"),
+        other => other.to_string(),
+    }
+}
+
+fn arc_result(out: &mail_auth::ArcOutput<'_>) -> (MethodResult, Option<String>) {
+    let sets = out.sets();
+    let sealer = sets.last().map(|s| s.seal.header.d.to_ascii_lowercase());
+    let chain = sets.len();
+    let m = match out.result() {
+        DkimResult::None => MethodResult::new("arc", AuthResult::None),
+        DkimResult::Pass => MethodResult::new("arc", AuthResult::Pass).reason(format!(
+            "i={chain} sealed by {}",
+            sealer.as_deref().unwrap_or("?")
+        )),
+        DkimResult::Fail(e)
+        | DkimResult::Neutral(e)
+        | DkimResult::PermError(e)
+        | DkimResult::TempError(e) => {
+            MethodResult::new("arc", AuthResult::Fail).reason(error_text(e))
+        }
+    };
+    let pass = m.result == AuthResult::Pass;
+    (m, sealer.filter(|_| pass))
+}
+
+fn iprev_result(ip: IpAddr, out: &mail_auth::IprevOutput) -> MethodResult {
+    let ptr = out
+        .ptr
+        .as_ref()
+        .and_then(|p| p.first())
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+    let (result, reason) = match &out.result {
+        IprevResult::Pass => (AuthResult::Pass, ptr.clone()),
+        IprevResult::Fail(_) => (
+            AuthResult::Fail,
+            Some(format!(
+                "{} does not resolve back to {ip}",
+                ptr.as_deref().unwrap_or("PTR")
+            )),
+        ),
+        IprevResult::PermError(Error::Dns(DnsError::RecordNotFound(code)))
+            if !matches!(code, ResponseCode::NXDomain | ResponseCode::NoError) =>
+        {
+            (AuthResult::TempError, Some(format!("DNS answered {code}")))
+        }
+        IprevResult::PermError(_) => (AuthResult::PermError, Some(format!("no PTR for {ip}"))),
+        IprevResult::TempError(e) => (AuthResult::TempError, Some(error_text(e))),
+        IprevResult::None => (AuthResult::None, None),
+    };
+    let mut m = MethodResult::new("iprev", result).prop("policy.iprev", ip.to_string());
+    m.reason = reason;
+    m
+}

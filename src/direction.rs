@@ -1,0 +1,117 @@
+//! Which way a message travels: inbound mail from the outside world gets verified;
+//! mail from our own users (authenticated, from a trusted network, or submitted
+//! locally) does not, and is the only mail that may ever be signed. The decision and
+//! its reason are logged for every message, because "why was this (not) checked?"
+//! is the question admins ask most.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::config::InboundConfig;
+use crate::transaction::Transaction;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direction {
+    Inbound(IpAddr),
+    Outbound(Origin),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// SMTP AUTH succeeded (the `{auth_authen}` macro).
+    Authenticated(String),
+    /// The client address is in `trusted_networks`.
+    TrustedNetwork(IpAddr),
+    /// No client address: Postfix's sendmail/pickup path (`non_smtpd_milters`).
+    Local,
+}
+
+impl Direction {
+    pub fn of(tx: &Transaction, inbound: &InboundConfig) -> Direction {
+        if inbound.skip_authenticated
+            && let Some(user) = tx.macros.text("auth_authen").filter(|u| !u.is_empty())
+        {
+            return Direction::Outbound(Origin::Authenticated(user));
+        }
+        match tx.client.ip {
+            None => Direction::Outbound(Origin::Local),
+            Some(ip) if inbound.trusted_networks.iter().any(|n| n.contains(&ip)) => {
+                Direction::Outbound(Origin::TrustedNetwork(ip))
+            }
+            Some(ip) => Direction::Inbound(ip),
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Direction::Inbound(ip) => write!(f, "inbound from {ip}"),
+            Direction::Outbound(Origin::Authenticated(user)) => {
+                let user: String = user.chars().filter(|c| !c.is_control()).take(128).collect();
+                write!(f, "outbound: authenticated as {user}")
+            }
+            Direction::Outbound(Origin::TrustedNetwork(ip)) => {
+                write!(f, "outbound: {ip} is in trusted_networks")
+            }
+            Direction::Outbound(Origin::Local) => write!(f, "outbound: local submission"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::transaction::{Client, Macros};
+
+    fn tx(ip: Option<&str>, auth: Option<&str>) -> Transaction {
+        let mut macros = BTreeMap::new();
+        if let Some(a) = auth {
+            macros.insert("auth_authen".to_owned(), Bytes::from(a.to_owned()));
+        }
+        Transaction {
+            client: Client {
+                ip: ip.map(|i| i.parse().unwrap()),
+                ..Default::default()
+            },
+            macros: Macros::new(macros),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn classifies_by_auth_then_network() {
+        let mut cfg = crate::config::built_in().inbound;
+        cfg.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            Direction::of(&tx(Some("192.0.2.1"), None), &cfg),
+            Direction::Inbound("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            Direction::of(&tx(Some("10.1.2.3"), None), &cfg).to_string(),
+            "outbound: 10.1.2.3 is in trusted_networks"
+        );
+        assert_eq!(
+            Direction::of(&tx(Some("192.0.2.1"), Some("alice")), &cfg).to_string(),
+            "outbound: authenticated as alice"
+        );
+        assert_eq!(
+            Direction::of(&tx(None, None), &cfg),
+            Direction::Outbound(Origin::Local)
+        );
+        // An empty {auth_authen} is no authentication.
+        assert!(matches!(
+            Direction::of(&tx(Some("192.0.2.1"), Some("")), &cfg),
+            Direction::Inbound(_)
+        ));
+        cfg.skip_authenticated = false;
+        assert!(matches!(
+            Direction::of(&tx(Some("192.0.2.1"), Some("alice")), &cfg),
+            Direction::Inbound(_)
+        ));
+    }
+}

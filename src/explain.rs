@@ -1,0 +1,197 @@
+//! `mailwarden scan`: runs the whole pipeline on a message file, offline from any
+//! MTA but against real DNS, and explains the outcome: direction, every method's
+//! result with its reason, the header we would add, the edits and the verdict.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::decision::{Edit, Verdict};
+use crate::milter::client::SplitMessage;
+use crate::pipeline::{Findings, Pipeline};
+use crate::transaction::{Client, EnvelopeAddress, HeaderField, Macros, Transaction};
+
+/// The envelope `scan` pretends Postfix gave us.
+pub struct ScanInput {
+    pub ip: IpAddr,
+    pub helo: String,
+    pub from: String,
+    pub rcpt: Vec<String>,
+    pub auth: Option<String>,
+    pub message: Vec<u8>,
+}
+
+impl ScanInput {
+    pub fn transaction(&self) -> Transaction {
+        let split = SplitMessage::parse(&self.message);
+        let mut macros = std::collections::BTreeMap::new();
+        macros.insert("i".to_owned(), Bytes::from_static(b"SCAN"));
+        if let Some(user) = &self.auth {
+            macros.insert("auth_authen".to_owned(), Bytes::from(user.clone()));
+        }
+        let body_size = split.body.len() as u64;
+        Transaction {
+            session_id: 0,
+            client: Client {
+                hostname: format!("[{}]", self.ip),
+                ip: Some(self.ip),
+                port: None,
+                helo: Some(self.helo.clone()),
+            },
+            macros: Macros::new(macros),
+            sender: EnvelopeAddress {
+                raw: format!("<{}>", self.from),
+                params: Vec::new(),
+            },
+            recipients: self
+                .rcpt
+                .iter()
+                .map(|r| EnvelopeAddress {
+                    raw: format!("<{r}>"),
+                    params: Vec::new(),
+                })
+                .collect(),
+            headers: split
+                .headers
+                .into_iter()
+                .map(|(name, value)| HeaderField {
+                    name,
+                    value: Bytes::from(value),
+                })
+                .collect(),
+            headers_exact: true,
+            body: Bytes::from(split.body),
+            body_size,
+        }
+    }
+}
+
+pub async fn run(pipeline: &Pipeline, input: &ScanInput) -> Findings {
+    let tx = Arc::new(input.transaction());
+    pipeline.examine(&tx).await
+}
+
+fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::Reject(r) | Verdict::Tempfail(r) => format!("{} {}", v.label(), r),
+        _ => v.label().to_owned(),
+    }
+}
+
+fn edit_text(e: &Edit) -> String {
+    match e {
+        Edit::AddHeader { name, value } => format!("add header {name}: {value}"),
+        Edit::InsertHeader { index, name, value } => {
+            format!("insert header at {index}: {name}: {value}")
+        }
+        Edit::ChangeHeader {
+            name,
+            occurrence,
+            value,
+        } => format!("change header {name} #{occurrence}: {value}"),
+        Edit::DeleteHeader { name, occurrence } => format!("delete header {name} #{occurrence}"),
+        Edit::ReplaceBody(b) => format!("replace body ({} bytes)", b.len()),
+        Edit::AddRecipient { address, .. } => format!("add recipient {address}"),
+        Edit::DeleteRecipient { address } => format!("delete recipient {address}"),
+        Edit::ChangeSender { address, .. } => format!("change sender to {address}"),
+        Edit::Quarantine { reason } => format!("quarantine: {reason}"),
+    }
+}
+
+/// A human explanation, one fact per line.
+pub fn text(f: &Findings) -> String {
+    let mut out = format!("direction: {}\n", f.direction);
+    match &f.auth {
+        None => out.push_str("authentication: not checked (not inbound)\n"),
+        Some(report) => {
+            out.push_str("authentication:\n");
+            for m in report.methods() {
+                let props: Vec<String> = m.props.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                out.push_str(&format!(
+                    "  {:<6} {:<10} {}{}\n",
+                    m.method,
+                    m.result.as_str(),
+                    props.join(" "),
+                    m.reason
+                        .as_deref()
+                        .map(|r| format!("  ({r})"))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(d) = &report.disposition {
+                out.push_str(&format!(
+                    "  dmarc policy: requested {}, applied {}{}\n",
+                    d.requested.as_str(),
+                    d.applied.as_str(),
+                    d.override_by
+                        .as_deref()
+                        .map(|s| format!(" (overridden by trusted ARC sealer {s})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    out.push_str("edits:\n");
+    for e in &f.decision.edits {
+        out.push_str(&format!("  {}\n", edit_text(e).replace("\n", "\n    ")));
+    }
+    out.push_str(&format!("verdict: {}\n", verdict_text(&f.decision.verdict)));
+    out.push_str(&format!("reason: {}\n", f.decision.reason));
+    out
+}
+
+/// The same facts as JSON, for scripts and tests.
+pub fn json(f: &Findings) -> Value {
+    let methods: Vec<Value> = f
+        .auth
+        .iter()
+        .flat_map(|r| r.methods())
+        .map(|m| {
+            let props: serde_json::Map<String, Value> = m
+                .props
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::from(v.clone())))
+                .collect();
+            json!({
+                "method": m.method,
+                "result": m.result.as_str(),
+                "reason": m.reason,
+                "properties": props,
+            })
+        })
+        .collect();
+    let disposition = f
+        .auth
+        .as_ref()
+        .and_then(|r| r.disposition.as_ref())
+        .map(|d| {
+            json!({
+                "requested": d.requested.as_str(),
+                "applied": d.applied.as_str(),
+                "override_by": d.override_by,
+            })
+        });
+    let auth_header = f.decision.edits.iter().find_map(|e| match e {
+        Edit::InsertHeader { name, value, .. } if name == crate::auth::HEADER => {
+            Some(value.clone())
+        }
+        _ => None,
+    });
+    let (code, reply) = match &f.decision.verdict {
+        Verdict::Reject(r) | Verdict::Tempfail(r) => (Some(r.code()), Some(r.to_string())),
+        _ => (None, None),
+    };
+    json!({
+        "direction": f.direction.to_string(),
+        "methods": methods,
+        "dmarc_policy": disposition,
+        "authentication_results": auth_header,
+        "edits": f.decision.edits.iter().map(edit_text).collect::<Vec<_>>(),
+        "verdict": f.decision.verdict.label(),
+        "reply_code": code,
+        "reply": reply,
+        "reason": f.decision.reason,
+    })
+}

@@ -1,0 +1,435 @@
+//! Inbound authentication against a real authoritative DNS server (knot), run
+//! through `mailwarden scan --json`: every SPF result, DKIM pass and each way it
+//! fails, DMARC alignment and policies, ARC with trusted and untrusted sealers,
+//! iprev, and what happens when DNS is gone. Signed fixtures come from dkimpy
+//! (see tests/fixtures/auth/make_fixtures.py).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::knot::Knot;
+use common::{fixture, require};
+use serde_json::Value;
+
+struct Env {
+    dir: tempfile::TempDir,
+    knot: Knot,
+    config: PathBuf,
+}
+
+fn env(extra_inbound: &str) -> Option<Env> {
+    if !require("knotd", "knot") || !require("kdig", "knot-dnsutils") {
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("mw-auth-scan")
+        .tempdir()
+        .expect("temp dir");
+    let knot = Knot::start(dir.path());
+    let config = dir.path().join("mailwarden.toml");
+    write_config(&config, &knot.address(), extra_inbound);
+    Some(Env { dir, knot, config })
+}
+
+fn write_config(path: &Path, nameserver: &str, extra_inbound: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[dns]\nnameservers = [\"{nameserver}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+             [inbound]\nauthserv_id = \"mx.harness.test\"\n\
+             trusted_arc_sealers = [\"lists.test\"]\n{extra_inbound}\n"
+        ),
+    )
+    .expect("write config");
+}
+
+/// Scans `message` (a fixture path or inline text) as if it came from `ip`.
+fn scan(env: &Env, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
+    scan_with(&env.config, env.dir.path(), ip, helo, from, message)
+}
+
+fn scan_with(config: &Path, dir: &Path, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
+    let file = dir.join("message.eml");
+    std::fs::write(&file, message).expect("write message");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["scan", "--json", "-c"])
+        .arg(config)
+        .args([
+            "--ip",
+            ip,
+            "--helo",
+            helo,
+            "--from",
+            from,
+            "--rcpt",
+            "bob@dest.test",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run mailwarden scan");
+    assert!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("scan prints JSON")
+}
+
+fn signed(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(&format!("fixtures/auth/messages/{name}"))).expect("read fixture")
+}
+
+fn plain(from: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\nTo: bob@dest.test\nSubject: test\nDate: Tue, 24 Nov 2026 08:00:00 +0000\n\
+         Message-ID: <plain@harness.test>\n\nHello.\n"
+    )
+    .into_bytes()
+}
+
+/// The results of every entry of `method`, in order (`spf` gives MAIL FROM then HELO).
+fn results(v: &Value, method: &str) -> Vec<String> {
+    v["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .filter(|m| m["method"] == method)
+        .map(|m| m["result"].as_str().expect("result").to_owned())
+        .collect()
+}
+
+fn result(v: &Value, method: &str) -> String {
+    results(v, method)
+        .into_iter()
+        .next()
+        .expect("method present")
+}
+
+fn property<'a>(v: &'a Value, method: &str, name: &str) -> Vec<&'a str> {
+    v["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .filter(|m| m["method"] == method)
+        .filter_map(|m| m["properties"][name].as_str())
+        .collect()
+}
+
+const IP: &str = "192.0.2.10";
+const HELO: &str = "mail.sender.test";
+
+#[test]
+fn spf_reports_every_result_kind_for_mail_from_and_helo() {
+    let Some(env) = env("") else { return };
+    let cases = [
+        ("pass", "pass"),
+        ("fail", "fail"),
+        ("softfail", "softfail"),
+        ("neutral", "neutral"),
+        ("none", "none"),
+        ("syntax", "permerror"),
+        ("many", "permerror"),
+        ("void", "permerror"),
+    ];
+    for (sub, expected) in cases {
+        let from = format!("user@{sub}.spf.test");
+        let v = scan(&env, IP, HELO, &from, &plain(&from));
+        assert_eq!(results(&v, "spf"), vec![expected, "pass"], "{from}: {v:#}");
+        assert_eq!(property(&v, "spf", "smtp.mailfrom"), vec![from.as_str()]);
+        assert_eq!(property(&v, "spf", "smtp.helo"), vec![HELO]);
+        if sub == "void" {
+            let reason = v["methods"][1]["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("3 void lookups"), "{reason}");
+        }
+    }
+    // A null sender is judged by its HELO identity.
+    let v = scan(&env, IP, HELO, "", &plain("alice@sender.test"));
+    assert_eq!(results(&v, "spf"), vec!["pass", "pass"], "{v:#}");
+    assert_eq!(
+        property(&v, "spf", "smtp.mailfrom"),
+        vec!["postmaster@mail.sender.test"]
+    );
+    // A HELO that is not a domain name gets no SPF check of its own.
+    let v = scan(
+        &env,
+        IP,
+        "[192.0.2.10]",
+        "alice@sender.test",
+        &plain("alice@sender.test"),
+    );
+    assert_eq!(results(&v, "spf"), vec!["pass", "none"], "{v:#}");
+}
+
+#[test]
+fn dkim_verifies_rsa_and_ed25519_and_reports_each_failure() {
+    let Some(env) = env("") else { return };
+    let from = "alice@sender.test";
+    let cases: [(&str, &[&str]); 10] = [
+        ("signed-rsa.eml", &["pass"]),
+        ("signed-ed25519.eml", &["pass"]),
+        ("signed-dual.eml", &["pass", "pass"]),
+        ("signed-body-changed.eml", &["fail"]),
+        ("signed-header-changed.eml", &["fail"]),
+        ("signed-missing-key.eml", &["permerror"]),
+        ("signed-revoked.eml", &["fail"]),
+        ("signed-sha1.eml", &["policy"]),
+        ("signed-length-appended.eml", &["policy"]),
+        ("signed-other.eml", &["pass"]),
+    ];
+    for (name, expected) in cases {
+        let v = scan(&env, IP, HELO, from, &signed(name));
+        let mut got = results(&v, "dkim");
+        got.sort();
+        assert_eq!(got, expected.to_vec(), "{name}: {v:#}");
+    }
+    let v = scan(&env, IP, HELO, from, &signed("signed-dual.eml"));
+    let mut algorithms = property(&v, "dkim", "header.a");
+    algorithms.sort();
+    assert_eq!(algorithms, vec!["ed25519-sha256", "rsa-sha256"]);
+    assert_eq!(property(&v, "dkim", "header.d"), vec!["sender.test"; 2]);
+    let mut selectors = property(&v, "dkim", "header.s");
+    selectors.sort();
+    assert_eq!(selectors, vec!["ed", "rsa2048"]);
+    let v = scan(&env, IP, HELO, from, &signed("signed-sha1.eml"));
+    assert_eq!(property(&v, "dkim", "header.a"), vec!["rsa-sha1"]);
+    let v = scan(&env, IP, HELO, from, &plain(from));
+    assert_eq!(result(&v, "dkim"), "none");
+}
+
+#[test]
+fn dmarc_alignment_and_policies() {
+    let Some(env) = env("") else { return };
+    // (MAIL FROM, message, expected dmarc, expected verdict, applied policy)
+    let signed_rsa = signed("signed-rsa.eml");
+    type Case<'a> = (&'a str, Vec<u8>, &'a str, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        // SPF alignment only (unsigned).
+        (
+            "alice@sender.test",
+            plain("alice@sender.test"),
+            "pass",
+            "accept",
+            Some("none"),
+        ),
+        // DKIM alignment only (the envelope is another domain's, SPF fails).
+        (
+            "bounce@other.test",
+            signed_rsa.clone(),
+            "pass",
+            "accept",
+            Some("none"),
+        ),
+        // Signed by a domain that does not align, SPF not aligned: fail, p=reject.
+        (
+            "bounce@other.test",
+            signed("signed-other.eml"),
+            "fail",
+            "reject",
+            Some("reject"),
+        ),
+        (
+            "x@reject.dmarc.test",
+            plain("x@reject.dmarc.test"),
+            "fail",
+            "reject",
+            Some("reject"),
+        ),
+        (
+            "x@quarantine.dmarc.test",
+            plain("x@quarantine.dmarc.test"),
+            "fail",
+            "accept",
+            Some("quarantine"),
+        ),
+        (
+            "x@none.dmarc.test",
+            plain("x@none.dmarc.test"),
+            "fail",
+            "accept",
+            Some("none"),
+        ),
+        // pct=0: outside the sample, reject becomes quarantine.
+        (
+            "x@pct.dmarc.test",
+            plain("x@pct.dmarc.test"),
+            "fail",
+            "accept",
+            Some("quarantine"),
+        ),
+        // No record of its own: the organizational domain's sp=reject applies.
+        (
+            "x@sub.dmarc.test",
+            plain("x@sub.dmarc.test"),
+            "fail",
+            "reject",
+            Some("reject"),
+        ),
+        // SPF passes for a subdomain: relaxed aligns, strict does not.
+        (
+            "x@bounce.relaxed.dmarc.test",
+            plain("x@relaxed.dmarc.test"),
+            "pass",
+            "accept",
+            Some("none"),
+        ),
+        (
+            "x@bounce.strict.dmarc.test",
+            plain("x@strict.dmarc.test"),
+            "fail",
+            "reject",
+            Some("reject"),
+        ),
+        // No DMARC record anywhere.
+        (
+            "user@pass.spf.test",
+            plain("user@pass.spf.test"),
+            "none",
+            "accept",
+            None,
+        ),
+    ];
+    for (mail_from, message, dmarc, verdict, applied) in cases {
+        let v = scan(&env, IP, HELO, mail_from, &message);
+        assert_eq!(result(&v, "dmarc"), dmarc, "{mail_from}: {v:#}");
+        assert_eq!(v["verdict"], verdict, "{mail_from}: {v:#}");
+        assert_eq!(
+            v["dmarc_policy"]["applied"].as_str(),
+            applied,
+            "{mail_from}: {v:#}"
+        );
+        if verdict == "reject" {
+            assert_eq!(v["reply_code"], 550);
+            let reply = v["reply"].as_str().unwrap();
+            assert!(
+                reply.contains("5.7.1") && reply.contains("DMARC"),
+                "{reply}"
+            );
+        }
+        if applied == Some("quarantine") {
+            assert!(
+                v["edits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.as_str().unwrap().starts_with("quarantine:")),
+                "{v:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn from_header_edge_cases_are_reported_not_crashed_on() {
+    let Some(env) = env("") else { return };
+    let no_from = b"To: bob@dest.test\nSubject: no from\n\nHi.\n".to_vec();
+    let v = scan(&env, IP, HELO, "alice@sender.test", &no_from);
+    assert_eq!(result(&v, "dmarc"), "permerror", "{v:#}");
+    assert_eq!(v["verdict"], "accept");
+    // Two From domains: the failing one decides, so an extra address cannot hide it.
+    let two =
+        b"From: alice@sender.test, x@reject.dmarc.test\nTo: bob@dest.test\nSubject: two\n\nHi.\n"
+            .to_vec();
+    let v = scan(&env, IP, HELO, "alice@sender.test", &two);
+    assert_eq!(result(&v, "dmarc"), "fail", "{v:#}");
+    assert_eq!(
+        property(&v, "dmarc", "header.from"),
+        vec!["reject.dmarc.test"]
+    );
+    assert_eq!(v["verdict"], "reject");
+    let garbage = b"From: not an address at all\nTo: bob@dest.test\n\nHi.\n".to_vec();
+    let v = scan(&env, IP, HELO, "alice@sender.test", &garbage);
+    assert_eq!(result(&v, "dmarc"), "permerror", "{v:#}");
+}
+
+#[test]
+fn arc_from_a_trusted_sealer_overrides_a_dmarc_failure() {
+    let Some(env) = env("") else { return };
+    let v = scan(
+        &env,
+        "198.51.100.7",
+        "mail.lists.test",
+        "bounce@lists.test",
+        &signed("arc-trusted.eml"),
+    );
+    assert_eq!(result(&v, "arc"), "pass", "{v:#}");
+    assert_eq!(
+        result(&v, "dkim"),
+        "fail",
+        "the list broke the signature: {v:#}"
+    );
+    assert_eq!(result(&v, "dmarc"), "fail");
+    assert_eq!(v["dmarc_policy"]["override_by"], "lists.test");
+    assert_eq!(v["verdict"], "accept");
+    let header = v["authentication_results"].as_str().unwrap();
+    assert!(
+        header.contains("policy.override=trusted_forwarder"),
+        "{header}"
+    );
+
+    let v = scan(
+        &env,
+        "198.51.100.7",
+        "mail.evil.test",
+        "bounce@evil.test",
+        &signed("arc-untrusted.eml"),
+    );
+    assert_eq!(result(&v, "arc"), "pass", "{v:#}");
+    assert_eq!(v["dmarc_policy"]["override_by"], Value::Null);
+    assert_eq!(v["verdict"], "reject");
+}
+
+#[test]
+fn iprev_checks_that_the_ptr_name_resolves_back() {
+    let Some(env) = env("") else { return };
+    let from = "user@pass.spf.test";
+    let v = scan(&env, "192.0.2.10", HELO, from, &plain(from));
+    assert_eq!(result(&v, "iprev"), "pass", "{v:#}");
+    let v = scan(&env, "192.0.2.20", HELO, from, &plain(from));
+    assert_eq!(result(&v, "iprev"), "fail", "{v:#}");
+    let v = scan(&env, "192.0.2.30", HELO, from, &plain(from));
+    assert_eq!(result(&v, "iprev"), "permerror", "{v:#}");
+}
+
+#[test]
+fn dns_failure_is_temperror_and_the_configured_action() {
+    let Some(mut env) = env("") else { return };
+    env.knot.stop();
+    let from = "alice@sender.test";
+    let started = std::time::Instant::now();
+    let v = scan(&env, IP, HELO, from, &signed("signed-rsa.eml"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(result(&v, "spf"), "temperror", "{v:#}");
+    assert_eq!(result(&v, "dkim"), "temperror");
+    assert_eq!(result(&v, "dmarc"), "temperror");
+    assert_eq!(v["verdict"], "tempfail");
+    assert_eq!(v["reply_code"], 451);
+
+    let accept = env.dir.path().join("accept.toml");
+    write_config(&accept, &env.knot.address(), "on_dns_error = \"accept\"");
+    let v = scan_with(
+        &accept,
+        env.dir.path(),
+        IP,
+        HELO,
+        from,
+        &signed("signed-rsa.eml"),
+    );
+    assert_eq!(v["verdict"], "accept", "{v:#}");
+    assert!(
+        v["authentication_results"]
+            .as_str()
+            .unwrap()
+            .contains("dmarc=temperror")
+    );
+
+    // DNS back: the same message passes.
+    env.knot.restart();
+    let v = scan(&env, IP, HELO, from, &signed("signed-rsa.eml"));
+    assert_eq!(result(&v, "dmarc"), "pass", "{v:#}");
+}
