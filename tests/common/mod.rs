@@ -56,6 +56,73 @@ pub fn postfix_stack(
     Some((dir, mw, postfix))
 }
 
+/// Like [`postfix_stack`], plus a knot server with the auth fixture zones that
+/// mailwarden uses for DNS. `inbound` is the body of mailwarden's `[inbound]`
+/// section after `authserv_id = "mx.harness.test"`.
+pub fn auth_stack(
+    prefix: &str,
+    inbound: &str,
+) -> Option<(
+    tempfile::TempDir,
+    knot::Knot,
+    mailwarden::Mailwarden,
+    postfix::Postfix,
+)> {
+    if !require("postfix", "postfix")
+        || !require("smtp-sink", "postfix")
+        || !require("knotd", "knot")
+        || !require("kdig", "knot-dnsutils")
+    {
+        return None;
+    }
+    let dir = shared_tempdir(prefix);
+    let knot = knot::Knot::start(dir.path());
+    let extra = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+         [inbound]\nauthserv_id = \"mx.harness.test\"\n{inbound}\n",
+        knot.address()
+    );
+    let mw = mailwarden::Mailwarden::start(dir.path(), "", &extra);
+    let postfix = postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    Some((dir, knot, mw, postfix))
+}
+
+/// Parses an Authentication-Results header with Python's `authres` (an RFC 8601
+/// parser we did not write) and returns (authserv-id, [(method, result, ptype.prop
+/// = value...)]).
+pub fn authres_parse(header_value: &str) -> serde_json::Value {
+    let script = r#"
+import authres, json, sys
+h = sys.stdin.read().replace(chr(13), "").replace(chr(10), "")
+r = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + h)
+print(json.dumps({"authserv_id": r.authserv_id, "results": [
+    {"method": x.method, "result": x.result,
+     "props": {p.type + "." + p.name: p.value for p in x.properties}}
+    for x in r.results]}))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(header_value.as_bytes())
+        .expect("write header");
+    let out = child.wait_with_output().expect("python3 authres");
+    assert!(
+        out.status.success(),
+        "authres could not parse {header_value:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("authres JSON")
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -32,21 +32,32 @@ impl Delivered {
 
     /// The value of the first header named `name` (unfolded, trimmed).
     pub fn header(&self, name: &str) -> Option<String> {
-        let headers = self.headers();
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        let mut lines = headers.lines().peekable();
-        while let Some(line) = lines.next() {
-            if line.to_ascii_lowercase().starts_with(&prefix) {
-                let mut value = line[prefix.len()..].trim().to_owned();
-                while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+        self.header_all(name).into_iter().next()
+    }
+
+    /// The values of every header named `name`, in order (unfolded, trimmed).
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.fields()
+            .into_iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Every header field as (name, unfolded value), top to bottom.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in self.headers().lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = out.last_mut() {
                     value.push(' ');
-                    value.push_str(next.trim());
-                    lines.next();
+                    value.push_str(line.trim());
                 }
-                return Some(value);
+            } else if let Some((name, value)) = line.split_once(':') {
+                out.push((name.to_owned(), value.trim().to_owned()));
             }
         }
-        None
+        out
     }
 
     /// The body bytes exactly as stored (LF line ends, no dot-stuffing).

@@ -1,0 +1,196 @@
+//! Inbound authentication through a real Postfix, with knot as the DNS: DMARC
+//! p=reject reaches the SMTP client as 550, p=quarantine lands in Postfix's hold
+//! queue, p=none is delivered with our header (checked with Python's `authres`),
+//! forged headers in our name are removed and foreign ones kept, internal mail is
+//! not checked, and a DNS outage is a 4xx so Postfix's client retries.
+
+mod common;
+
+use common::smtp::Peer;
+use common::{auth_stack, authres_parse, fixture, wait_for};
+use std::time::Duration;
+
+const SENDER_MX: Peer<'static> = Peer {
+    addr: "192.0.2.10",
+    name: "mail.sender.test",
+    helo: "mail.sender.test",
+    login: None,
+};
+
+fn plain(from: &str, id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\nTo: bob@dest.test\nSubject: dmarc test\n\
+         Date: Tue, 24 Nov 2026 08:00:00 +0000\nMessage-ID: <{id}@harness.test>\n\nHello.\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn dmarc_policies_reach_smtp_the_hold_queue_and_the_header() {
+    let Some((_dir, _knot, mw, postfix)) = auth_stack("mw-pf-auth", "") else {
+        return;
+    };
+
+    // p=reject: the SMTP client hears 550 5.7.1 naming the domain.
+    let out = postfix.send_as(
+        SENDER_MX,
+        "x@reject.dmarc.test",
+        &plain("x@reject.dmarc.test", "r1"),
+    );
+    assert_eq!(out.last.code, 550, "{out:?}\n{}", mw.log());
+    assert!(
+        out.last.text.contains("5.7.1") && out.last.text.contains("reject.dmarc.test"),
+        "{out:?}"
+    );
+
+    // p=quarantine: accepted, then held by Postfix.
+    let out = postfix.send_as(
+        SENDER_MX,
+        "x@quarantine.dmarc.test",
+        &plain("x@quarantine.dmarc.test", "q1"),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let queue_id = out.queue_id().expect("queue id");
+    let held = wait_for(Duration::from_secs(10), || {
+        postfix.held().contains(&queue_id).then_some(())
+    });
+    assert!(
+        held.is_some(),
+        "{queue_id} not in the hold queue\n{}",
+        postfix.maillog()
+    );
+    assert!(mw.decision_line(&queue_id).contains("DMARC p=quarantine"));
+
+    // p=none: delivered, with our header saying so.
+    let out = postfix.send_as(
+        SENDER_MX,
+        "x@none.dmarc.test",
+        &plain("x@none.dmarc.test", "n1"),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let delivered = postfix.wait_delivered("<n1@harness.test>");
+    let ours = delivered
+        .header("Authentication-Results")
+        .expect("our header");
+    let parsed = authres_parse(&ours);
+    assert_eq!(parsed["authserv_id"], "mx.harness.test");
+    let method = |name: &str| -> Vec<String> {
+        parsed["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == name)
+            .map(|r| r["result"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(method("dmarc"), vec!["fail"], "{parsed:#}");
+    assert_eq!(method("spf"), vec!["fail", "pass"], "{parsed:#}");
+    assert_eq!(method("iprev"), vec!["pass"], "{parsed:#}");
+    assert_eq!(method("dkim"), vec!["none"], "{parsed:#}");
+}
+
+#[test]
+fn forged_results_in_our_name_are_removed_and_signatures_verified() {
+    let Some((_dir, _knot, _mw, postfix)) = auth_stack("mw-pf-forged", "") else {
+        return;
+    };
+    let signed = std::fs::read(fixture("fixtures/auth/messages/signed-dual.eml")).unwrap();
+    let mut message =
+        b"Authentication-Results: MX.Harness.TEST; dmarc=pass header.from=sender.test\r\n\
+Authentication-Results: relay.other.example; spf=pass smtp.mailfrom=alice@sender.test\r\n\
+Authentication-Results: (sneaky) mx.harness.test 1; dkim=pass\r\n"
+            .to_vec();
+    message.extend_from_slice(&signed);
+    let out = postfix.send_as(SENDER_MX, "alice@sender.test", &message);
+    assert!(out.accepted(), "{out:?}");
+    let delivered = postfix.wait_delivered("<dual@sender.test>");
+    let all = delivered.header_all("Authentication-Results");
+    let ours: Vec<&String> = all
+        .iter()
+        .filter(|v| v.to_ascii_lowercase().starts_with("mx.harness.test"))
+        .collect();
+    assert_eq!(ours.len(), 1, "forged headers survived: {all:#?}");
+    assert!(
+        all.iter().any(|v| v.starts_with("relay.other.example;")),
+        "the foreign header must stay: {all:#?}"
+    );
+    let parsed = authres_parse(ours[0]);
+    let dkim: Vec<&str> = parsed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "dkim")
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(dkim, vec!["pass", "pass"], "{parsed:#}");
+    // Ours is above the Received header of the Postfix that called us (the sink
+    // adds its own Received above everything when it stores the message).
+    let fields = delivered.fields();
+    let first_ar = fields
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case("Authentication-Results"))
+        .unwrap();
+    let postfix_received = fields
+        .iter()
+        .position(|(n, v)| n == "Received" && v.contains("by mx.harness.test (Postfix)"))
+        .unwrap();
+    assert!(first_ar < postfix_received, "{fields:#?}");
+    assert!(
+        fields[first_ar].1.starts_with("mx.harness.test"),
+        "{fields:#?}"
+    );
+}
+
+#[test]
+fn internal_mail_is_not_checked() {
+    let Some((_dir, _knot, mw, postfix)) = auth_stack("mw-pf-internal", "") else {
+        return;
+    };
+    // From 127.0.0.1, a trusted network.
+    let out = postfix.send_as(
+        Peer {
+            addr: "127.0.0.1",
+            name: "localhost",
+            helo: "localhost",
+            login: None,
+        },
+        "x@reject.dmarc.test",
+        &plain("x@reject.dmarc.test", "t1"),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let delivered = postfix.wait_delivered("<t1@harness.test>");
+    assert_eq!(delivered.header("Authentication-Results"), None);
+    let line = mw.decision_line(&out.queue_id().unwrap());
+    assert!(line.contains("127.0.0.1 is in trusted_networks"), "{line}");
+
+    // An authenticated client from outside.
+    let out = postfix.send_as(
+        Peer {
+            login: Some("alice"),
+            ..SENDER_MX
+        },
+        "x@reject.dmarc.test",
+        &plain("x@reject.dmarc.test", "a1"),
+    );
+    assert!(out.accepted(), "{out:?}\n{}", postfix.maillog());
+    let delivered = postfix.wait_delivered("<a1@harness.test>");
+    assert_eq!(delivered.header("Authentication-Results"), None);
+    let line = mw.decision_line(&out.queue_id().unwrap());
+    assert!(line.contains("authenticated as alice"), "{line}");
+}
+
+#[test]
+fn a_dns_outage_is_a_tempfail_and_nothing_is_delivered() {
+    let Some((_dir, mut knot, mw, postfix)) = auth_stack("mw-pf-dns", "") else {
+        return;
+    };
+    knot.stop();
+    let signed = std::fs::read(fixture("fixtures/auth/messages/signed-rsa.eml")).unwrap();
+    let out = postfix.send_as(SENDER_MX, "alice@sender.test", &signed);
+    assert_eq!(out.last.code, 451, "{out:?}\n{}", mw.log());
+    assert!(out.last.text.contains("4.7.1"), "{out:?}");
+    assert!(mw.log().contains("DNS failure"), "{}", mw.log());
+    knot.restart();
+    let out = postfix.send_as(SENDER_MX, "alice@sender.test", &signed);
+    assert!(out.accepted(), "{out:?}");
+}
