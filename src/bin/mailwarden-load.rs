@@ -53,6 +53,16 @@ struct Args {
     /// With --idle: how long to hold the connections, in seconds.
     #[arg(long, default_value_t = 30.0)]
     hold: f64,
+    /// The SMTP client address the MTA reports (outside trusted_networks by default,
+    /// so the message is verified as inbound).
+    #[arg(long, default_value = "192.0.2.7")]
+    client_ip: std::net::IpAddr,
+    /// The HELO name the MTA reports.
+    #[arg(long, default_value = "client.load.test")]
+    helo: String,
+    /// MAIL FROM address.
+    #[arg(long, default_value = "sender@load.test")]
+    mail_from: String,
 }
 
 #[derive(Default)]
@@ -86,7 +96,7 @@ fn main() -> ExitCode {
 async fn idle(args: &Args, count: usize) -> ExitCode {
     let mut held = Vec::with_capacity(count);
     for i in 0..count {
-        match open(&args.target, false).await {
+        match open(args, false).await {
             Ok(c) => held.push(c),
             Err(e) => {
                 eprintln!("connection {i} failed: {e}");
@@ -102,12 +112,8 @@ async fn idle(args: &Args, count: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn open(
-    target: &ListenAddr,
-    flush_each_event: bool,
-) -> Result<MtaClient<Stream>, ClientError> {
-    let ip = std::net::IpAddr::from([192, 0, 2, 7]);
-    let mta = MtaClient::open_session(target, ip, "client.load.test").await?;
+async fn open(args: &Args, flush_each_event: bool) -> Result<MtaClient<Stream>, ClientError> {
+    let mta = MtaClient::open_session(&args.target, args.client_ip, &args.helo).await?;
     Ok(mta.with_flush_each_event(flush_each_event))
 }
 
@@ -226,7 +232,7 @@ async fn worker(
     let mut next = id % corpus.len();
     let mut queue_seq = 0u64;
     while Instant::now() < stop {
-        let mut mta = match open(&args.target, args.flush_each_event).await {
+        let mut mta = match open(args, args.flush_each_event).await {
             Ok(m) => m,
             Err(e) => {
                 tally.errors += 1;
@@ -242,7 +248,7 @@ async fn worker(
             queue_seq += 1;
             let queue_id = format!("L{id:04X}{queue_seq:08X}");
             let began = Instant::now();
-            match send_message(&mut mta, &corpus[next], &queue_id).await {
+            match send_message(&mut mta, &args.mail_from, &corpus[next], &queue_id).await {
                 Ok(decision) => {
                     if began >= measure_from {
                         tally
@@ -268,11 +274,13 @@ async fn worker(
 
 async fn send_message(
     mta: &mut MtaClient<Stream>,
+    mail_from: &str,
     message: &SplitMessage,
     queue_id: &str,
 ) -> Result<Response, ClientError> {
-    mta.macros(b'M', &[("mail_addr", "sender@load.test")]);
-    mta.mail("<sender@load.test>", &["BODY=8BITMIME"]).await?;
+    mta.macros(b'M', &[("mail_addr", mail_from)]);
+    mta.mail(&format!("<{mail_from}>"), &["BODY=8BITMIME"])
+        .await?;
     mta.macros(b'R', &[("rcpt_addr", "rcpt@example.net")]);
     mta.rcpt("<rcpt@example.net>").await?;
     mta.macros(b'T', &[("i", queue_id)]);
