@@ -351,6 +351,22 @@ fn dkim_result(out: &DkimOutput<'_>, body_len: u64) -> MethodResult {
         DkimResult::TempError(e) => (AuthResult::TempError, Some(error_text(e))),
         DkimResult::None => (AuthResult::None, None),
     };
+    // mail-auth looks up an ATPS authorization (RFC 6541, experimental) only after
+    // the signature verified, and reports a failed lookup in place of that pass.
+    // The signature is good either way; the ATPS outcome is only a remark.
+    if let (Some(sig), DkimResult::PermError(e) | DkimResult::TempError(e)) =
+        (out.signature(), out.result())
+        && *out
+            == DkimOutput::dns_error(e.clone())
+                .with_atps()
+                .with_signature(sig)
+    {
+        result = AuthResult::Pass;
+        reason = Some(format!(
+            "third-party authorization (ATPS) for {} not confirmed",
+            sig.atps.as_deref().unwrap_or("?")
+        ));
+    }
     let Some(sig) = out.signature() else {
         let mut m = MethodResult::new("dkim", result);
         m.reason = reason;
