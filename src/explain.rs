@@ -21,6 +21,8 @@ pub struct ScanInput {
     pub rcpt: Vec<String>,
     pub auth: Option<String>,
     pub message: Vec<u8>,
+    /// Keep at most this much of the body, as a session does (`server.max_message_size`).
+    pub max_body: usize,
 }
 
 impl ScanInput {
@@ -32,6 +34,8 @@ impl ScanInput {
             macros.insert("auth_authen".to_owned(), Bytes::from(user.clone()));
         }
         let body_size = split.body.len() as u64;
+        let mut body = split.body;
+        body.truncate(self.max_body);
         Transaction {
             session_id: 0,
             client: Client {
@@ -62,7 +66,7 @@ impl ScanInput {
                 })
                 .collect(),
             headers_exact: true,
-            body: Bytes::from(split.body),
+            body: Bytes::from(body),
             body_size,
         }
     }

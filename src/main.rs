@@ -86,7 +86,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn scan(config: Option<PathBuf>, input: ScanInput, as_json: bool) -> ExitCode {
+fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCode {
     let config = match config::load(config.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
@@ -94,6 +94,7 @@ fn scan(config: Option<PathBuf>, input: ScanInput, as_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    input.max_body = config.server.max_message_size;
     let pipeline = match Pipeline::from_config(&config) {
         Ok(p) => p,
         Err(e) => {
@@ -141,6 +142,7 @@ fn main() -> ExitCode {
                 rcpt,
                 auth,
                 message,
+                max_body: usize::MAX,
             };
             scan(config, input, json)
         }

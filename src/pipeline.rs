@@ -57,10 +57,11 @@ impl Pipeline {
                 message: &message,
                 from_headers: tx.header_values("From").count(),
                 body_len: tx.body_size,
+                body_complete: !tx.body_truncated(),
             };
             let report = self.verifier.verify(&envelope).await;
             reason = format!("{reason}: {}", report.summary());
-            match self.dmarc_action(&report) {
+            match self.dmarc_action(&report, tx.body_truncated()) {
                 Ok((v, quarantine)) => {
                     edits.push(Edit::InsertHeader {
                         index: 0,
@@ -70,6 +71,11 @@ impl Pipeline {
                     edits.extend(quarantine);
                     if let Some(why) = dmarc_note(&report) {
                         reason = format!("{reason}; {why}");
+                    }
+                    if tx.body_truncated() && report.dmarc.result == AuthResult::Fail {
+                        reason.push_str(
+                            "; DMARC not enforced: body longer than server.max_message_size",
+                        );
                     }
                     verdict = v;
                 }
@@ -103,8 +109,14 @@ impl Pipeline {
     }
 
     /// The verdict DMARC asks for, plus a quarantine edit; `Err` with the failure
-    /// when DNS trouble left the result open and `on_dns_error` says tempfail.
-    fn dmarc_action(&self, report: &AuthReport) -> Result<(Verdict, Option<Edit>), String> {
+    /// when DNS trouble left the result open and `on_dns_error` says tempfail. A
+    /// message whose body was cut at `server.max_message_size` could not have its
+    /// DKIM body hashes checked, so DMARC is reported but not enforced for it.
+    fn dmarc_action(
+        &self,
+        report: &AuthReport,
+        body_truncated: bool,
+    ) -> Result<(Verdict, Option<Edit>), String> {
         if let Some(failure) = report.dns_failure()
             && self.inbound.on_dns_error == OnDnsError::Tempfail
         {
@@ -113,7 +125,7 @@ impl Pipeline {
         let Some(disposition) = report
             .disposition
             .as_ref()
-            .filter(|_| self.inbound.dmarc_enforce)
+            .filter(|_| self.inbound.dmarc_enforce && !body_truncated)
         else {
             return Ok((Verdict::Accept, None));
         };

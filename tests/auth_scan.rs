@@ -321,6 +321,37 @@ fn dmarc_alignment_and_policies() {
 }
 
 #[test]
+fn a_body_cut_at_max_message_size_is_not_judged_by_dmarc() {
+    let Some(env) = env("") else { return };
+    let small = env.dir.path().join("small.toml");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &small,
+        format!("[server]\nmax_message_size = \"20B\"\n{text}"),
+    )
+    .unwrap();
+    // Aligned only through DKIM, whose body hash cannot be checked on 20 bytes.
+    let v = scan_with(
+        &small,
+        env.dir.path(),
+        IP,
+        HELO,
+        "bounce@other.test",
+        &signed("signed-rsa.eml"),
+    );
+    assert_eq!(result(&v, "dkim"), "neutral", "{v:#}");
+    assert_eq!(result(&v, "dmarc"), "fail");
+    assert_eq!(
+        v["verdict"], "accept",
+        "never reject what we could not verify: {v:#}"
+    );
+    assert!(
+        v["reason"].as_str().unwrap().contains("DMARC not enforced"),
+        "{v:#}"
+    );
+}
+
+#[test]
 fn from_header_edge_cases_are_reported_not_crashed_on() {
     let Some(env) = env("") else { return };
     let no_from = b"To: bob@dest.test\nSubject: no from\n\nHi.\n".to_vec();

@@ -30,6 +30,9 @@ pub struct Envelope<'a> {
     pub from_headers: usize,
     /// The body's length in bytes as received.
     pub body_len: u64,
+    /// False when the body was longer than `server.max_message_size` and `message`
+    /// holds only its beginning: body hashes cannot be checked.
+    pub body_complete: bool,
 }
 
 impl Verifier {
@@ -115,7 +118,25 @@ impl Verifier {
         let dkim_results: Vec<MethodResult> = if dkim.is_empty() {
             vec![MethodResult::new("dkim", AuthResult::None).reason("no signatures")]
         } else {
-            dkim.iter().map(|o| dkim_result(o, env.body_len)).collect()
+            dkim.iter()
+                .map(|o| {
+                    let m = dkim_result(o, env.body_len);
+                    match o.result() {
+                        DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch))
+                            if !env.body_complete =>
+                        {
+                            MethodResult {
+                                result: AuthResult::Neutral,
+                                reason: Some(
+                                    "body longer than server.max_message_size, not verified".into(),
+                                ),
+                                ..m
+                            }
+                        }
+                        _ => m,
+                    }
+                })
+                .collect()
         };
         let (arc_result, sealer) = match &arc {
             Some(out) => arc_result(out),
@@ -463,4 +484,91 @@ fn iprev_result(ip: IpAddr, out: &mail_auth::IprevOutput) -> MethodResult {
     let mut m = MethodResult::new("iprev", result).prop("policy.iprev", ip.to_string());
     m.reason = reason;
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use mail_auth::dkim::Signature;
+
+    use super::*;
+
+    fn sig(a: Algorithm, l: u64) -> Signature {
+        Signature {
+            a,
+            d: "Example.COM".into(),
+            s: "sel".into(),
+            b: vec![0xff, 0xef, 0xbe, 1, 2, 3],
+            l,
+            ..Default::default()
+        }
+    }
+
+    fn map(out: DkimOutput<'_>, body_len: u64) -> (AuthResult, String) {
+        let m = dkim_result(&out, body_len);
+        (m.result, m.reason.unwrap_or_default())
+    }
+
+    #[test]
+    fn dkim_outcomes_map_to_rfc_8601_results() {
+        let rsa = sig(Algorithm::RsaSha256, 0);
+        let expired =
+            DkimOutput::neutral(Error::Dkim(DkimError::SignatureExpired)).with_signature(&rsa);
+        assert_eq!(
+            map(expired, 10),
+            (AuthResult::Fail, "signature expired (x=)".into())
+        );
+        let body =
+            DkimOutput::neutral(Error::Dkim(DkimError::FailedBodyHashMatch)).with_signature(&rsa);
+        assert_eq!(map(body, 10).0, AuthResult::Fail);
+        let revoked =
+            DkimOutput::dns_error(Error::Dkim(DkimError::RevokedPublicKey)).with_signature(&rsa);
+        assert_eq!(map(revoked, 10).0, AuthResult::Fail);
+        let nxdomain =
+            DkimOutput::dns_error(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain)))
+                .with_signature(&rsa);
+        assert_eq!(map(nxdomain, 10).0, AuthResult::PermError);
+        let servfail =
+            DkimOutput::dns_error(Error::Dns(DnsError::RecordNotFound(ResponseCode::ServFail)))
+                .with_signature(&rsa);
+        assert_eq!(map(servfail, 10).0, AuthResult::TempError);
+        let timeout = DkimOutput::dns_error(Error::Dns(DnsError::Resolver("timed out".into())))
+            .with_signature(&rsa);
+        assert_eq!(map(timeout, 10).0, AuthResult::TempError);
+        let m = dkim_result(&DkimOutput::pass().with_signature(&rsa), 10);
+        assert_eq!(m.result, AuthResult::Pass);
+        assert_eq!(m.get("header.d"), Some("example.com"));
+        assert_eq!(m.get("header.i"), Some("@Example.COM"));
+        assert_eq!(m.get("header.b"), Some("/+++AQID"));
+    }
+
+    #[test]
+    fn weak_or_partial_signatures_are_policy_not_pass() {
+        let sha1 = sig(Algorithm::RsaSha1, 0);
+        assert_eq!(
+            map(DkimOutput::pass().with_signature(&sha1), 10).0,
+            AuthResult::Policy
+        );
+        let partial = sig(Algorithm::RsaSha256, 100);
+        let (result, reason) = map(DkimOutput::pass().with_signature(&partial), 150);
+        assert_eq!(result, AuthResult::Policy);
+        assert!(reason.contains("l=100"), "{reason}");
+        assert_eq!(
+            map(DkimOutput::pass().with_signature(&partial), 100).0,
+            AuthResult::Pass
+        );
+    }
+
+    #[test]
+    fn a_failed_atps_lookup_does_not_undo_a_verified_signature() {
+        let mut s = sig(Algorithm::Ed25519Sha256, 0);
+        s.atps = Some("example.net".into());
+        let nx = Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain));
+        let atps = DkimOutput::dns_error(nx.clone())
+            .with_atps()
+            .with_signature(&s);
+        assert_eq!(map(atps, 10).0, AuthResult::Pass);
+        // The key lookup failing for the same signature is still an error.
+        let key = DkimOutput::dns_error(nx).with_signature(&s);
+        assert_eq!(map(key, 10).0, AuthResult::PermError);
+    }
 }
