@@ -65,13 +65,18 @@ load() {
         --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test "$@"
 }
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# measured NAME PID TARGET: one load run against TARGET, then the CPU that PID used.
+measured() {
+    local before
+    before=$(cpu "$2")
+    load --target "$3"
+    echo "$1 CPU $(awk -v a="$(cpu "$2")" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s"
+}
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
 echo "== mailwarden: SPF (MAIL FROM + HELO) + DKIM + ARC + iprev + DMARC, 64 connections"
-before=$(cpu $mw)
-load --target "inet:127.0.0.1:$port"
-echo "daemon CPU        $(awk -v a="$(cpu $mw)" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s"
+measured mailwarden "$mw" "inet:127.0.0.1:$port"
 echo "sample decision:  $(grep -m1 'message decided' "$work/mailwarden.log" | grep -o 'reason=.*' | cut -c1-160)"
 echo
 echo "== the same, writing every event separately as Postfix does"
@@ -103,9 +108,7 @@ CONF
     echo
     echo "== OpenDKIM $(opendkim -V 2>&1 | head -1 | awk '{print $NF}') (verify only, keys from a file), same corpus and tool, unix socket"
     echo "   (over TCP it sits near 1,300/s with ~45 ms p50: Nagle against delayed ACK, see testenv NOTES)"
-    before=$(cpu $dk)
-    load --target "unix:$work/opendkim.sock"
-    echo "opendkim CPU      $(awk -v a="$(cpu $dk)" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s"
+    measured opendkim "$dk" "unix:$work/opendkim.sock"
 
     # OpenDMARC with its own SPF check, resolving through knot: it uses the
     # system resolver, so it runs in a mount namespace whose resolv.conf points at a
@@ -131,8 +134,5 @@ CONF
     sleep 1
     echo
     echo "== OpenDMARC $(opendmarc -V 2>&1 | head -1 | awk '{print $NF}') (SPF + DMARC policy; no DKIM of its own), same corpus and tool, unix socket"
-    before=$(cpu $dm)
-    load --target "unix:$work/opendmarc.sock"
-    echo "opendmarc CPU     $(awk -v a="$(cpu $dm)" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s"
-    echo "opendmarc said:   $(grep -m1 -i 'pass\|fail\|none' "$work/opendmarc.log" | cut -c1-160)"
+    measured opendmarc "$dm" "unix:$work/opendmarc.sock"
 fi

@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::knot::Knot;
-use common::{fixture, require};
+use common::{fixture, require, scan_json};
 use serde_json::Value;
 
 struct Env {
@@ -53,28 +52,7 @@ fn scan(env: &Env, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
 fn scan_with(config: &Path, dir: &Path, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
     let file = dir.join("message.eml");
     std::fs::write(&file, message).expect("write message");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
-        .args(["scan", "--json", "-c"])
-        .arg(config)
-        .args([
-            "--ip",
-            ip,
-            "--helo",
-            helo,
-            "--from",
-            from,
-            "--rcpt",
-            "bob@dest.test",
-        ])
-        .arg(&file)
-        .output()
-        .expect("run mailwarden scan");
-    assert!(
-        out.status.success(),
-        "scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("scan prints JSON")
+    scan_json(config, ip, helo, from, &file)
 }
 
 fn signed(name: &str) -> Vec<u8> {

@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::knot::Knot;
-use common::require;
+use common::{require, scan_json};
 use serde_json::Value;
 
 /// A copy of `../shared/conformance/dkim-vectors` with the upstream licences, kept
@@ -118,28 +117,13 @@ fn dkim_vectors_from_mail_auth_dkimpy_and_opendkim() {
             not_run.push(format!("{id} (needs its own DNS)"));
             continue;
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
-            .args(["scan", "--json", "-c"])
-            .arg(&config)
-            .args([
-                "--ip",
-                "192.0.2.1",
-                "--helo",
-                "mail.example.net",
-                "--from",
-                "sender@example.net",
-                "--rcpt",
-                "rcpt@example.org",
-            ])
-            .arg(dir.join(case["message"].as_str().unwrap()))
-            .output()
-            .expect("run scan");
-        assert!(
-            out.status.success(),
-            "{id}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = scan_json(
+            &config,
+            "192.0.2.1",
+            "mail.example.net",
+            "sender@example.net",
+            &dir.join(case["message"].as_str().unwrap()),
         );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         let results: Vec<String> = v["methods"]
             .as_array()
             .unwrap()

@@ -123,6 +123,40 @@ print(json.dumps({"authserv_id": r.authserv_id, "results": [
     serde_json::from_slice(&out.stdout).expect("authres JSON")
 }
 
+/// Runs `mailwarden scan --json -c CONFIG` on `message` as if `ip` (saying `helo`)
+/// sent it with MAIL FROM `from`, and returns the parsed JSON.
+pub fn scan_json(
+    config: &Path,
+    ip: &str,
+    helo: &str,
+    from: &str,
+    message: &Path,
+) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["scan", "--json", "-c"])
+        .arg(config)
+        .args([
+            "--ip",
+            ip,
+            "--helo",
+            helo,
+            "--from",
+            from,
+            "--rcpt",
+            "bob@dest.test",
+        ])
+        .arg(message)
+        .output()
+        .expect("run mailwarden scan");
+    assert!(
+        out.status.success(),
+        "scan of {} failed: {}",
+        message.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("scan prints JSON")
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
