@@ -115,6 +115,39 @@ fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCod
     ExitCode::SUCCESS
 }
 
+/// Loads the file and builds everything `serve` would build from it (the DNS
+/// resolver included), so a config that passes here also starts.
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let c = match config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s)", errors.0.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = Pipeline::from_config(&c) {
+        eprintln!("mailwarden: {e}");
+        return ExitCode::FAILURE;
+    }
+    let source = c
+        .source
+        .as_ref()
+        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+    println!("{source}: OK");
+    let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
+    println!("  listen: {}", listen.join(", "));
+    println!("  authserv_id: {}", c.inbound.authserv_id);
+    let dns = if c.dns.nameservers.is_empty() {
+        "system resolver (/etc/resolv.conf)".to_owned()
+    } else {
+        let servers: Vec<String> = c.dns.nameservers.iter().map(ToString::to_string).collect();
+        servers.join(", ")
+    };
+    println!("  dns: {dns}");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -168,23 +201,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => match config::load(config.as_deref()) {
-            Ok(c) => {
-                let source = c
-                    .source
-                    .as_ref()
-                    .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-                println!("{source}: OK");
-                let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
-                println!("  listen: {}", listen.join(", "));
-                println!("  authserv_id: {}", c.inbound.authserv_id);
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{} error(s)", errors.0.len());
-                ExitCode::FAILURE
-            }
-        },
+        Command::CheckConfig { config } => check_config(config),
     }
 }
