@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use crate::reply::SmtpReply;
+use crate::transaction::HeaderField;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -98,5 +99,128 @@ impl Decision {
             verdict: Verdict::Tempfail(reply),
             reason,
         }
+    }
+}
+
+/// The header fields as the MTA will write them once `edits` are applied, in the
+/// MTA's order and counting (insert index over all fields, change and delete by
+/// 1-based occurrence of the name). What a signature must cover. `exact` says
+/// whether values keep their leading space (the transaction's `headers_exact`).
+pub fn edited_headers(headers: &[HeaderField], edits: &[Edit], exact: bool) -> Vec<HeaderField> {
+    let mut out = headers.to_vec();
+    let ours = |value: &str| {
+        let v = if exact {
+            format!(" {value}")
+        } else {
+            value.to_owned()
+        };
+        Bytes::from(v)
+    };
+    let nth = |out: &[HeaderField], name: &str, occurrence: u32| {
+        out.iter()
+            .enumerate()
+            .filter(|(_, h)| h.name.eq_ignore_ascii_case(name))
+            .nth(occurrence.saturating_sub(1) as usize)
+            .map(|(i, _)| i)
+    };
+    for edit in edits {
+        match edit {
+            Edit::AddHeader { name, value } => out.push(HeaderField {
+                name: name.clone(),
+                value: ours(value),
+            }),
+            Edit::InsertHeader { index, name, value } => {
+                let at = (*index as usize).min(out.len());
+                out.insert(
+                    at,
+                    HeaderField {
+                        name: name.clone(),
+                        value: ours(value),
+                    },
+                );
+            }
+            Edit::ChangeHeader {
+                name,
+                occurrence,
+                value,
+            } => {
+                if let Some(i) = nth(&out, name, *occurrence) {
+                    if value.is_empty() {
+                        out.remove(i);
+                    } else {
+                        out[i].value = ours(value);
+                    }
+                }
+            }
+            Edit::DeleteHeader { name, occurrence } => {
+                if let Some(i) = nth(&out, name, *occurrence) {
+                    out.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(name: &str, value: &str) -> HeaderField {
+        HeaderField {
+            name: name.into(),
+            value: Bytes::from(value.to_owned()),
+        }
+    }
+
+    #[test]
+    fn edits_apply_in_the_mta_s_order_and_counting() {
+        let headers = vec![
+            h("Received", " x"),
+            h("X-A", " 1"),
+            h("Subject", " s"),
+            h("x-a", " 2"),
+        ];
+        let edits = vec![
+            Edit::DeleteHeader {
+                name: "X-A".into(),
+                occurrence: 2,
+            },
+            Edit::ChangeHeader {
+                name: "subject".into(),
+                occurrence: 1,
+                value: "[EXT] s".into(),
+            },
+            Edit::InsertHeader {
+                index: 0,
+                name: "Top".into(),
+                value: "t".into(),
+            },
+            Edit::AddHeader {
+                name: "Bottom".into(),
+                value: "b".into(),
+            },
+            Edit::DeleteHeader {
+                name: "Missing".into(),
+                occurrence: 1,
+            },
+        ];
+        let out = edited_headers(&headers, &edits, true);
+        let shown: Vec<String> = out
+            .iter()
+            .map(|f| format!("{}:{}", f.name, String::from_utf8_lossy(&f.value)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "Top: t",
+                "Received: x",
+                "X-A: 1",
+                "Subject: [EXT] s",
+                "Bottom: b"
+            ]
+        );
+        assert_eq!(edited_headers(&headers, &edits[3..4], false)[4].value, "b");
     }
 }

@@ -22,7 +22,8 @@ pub enum Origin {
     Authenticated(String),
     /// The client address is in `trusted_networks`.
     TrustedNetwork(IpAddr),
-    /// No client address: Postfix's sendmail/pickup path (`non_smtpd_milters`).
+    /// Postfix's sendmail/pickup path (`non_smtpd_milters`): no client address, or
+    /// the pseudo-connection Postfix makes for it (client and daemon port 0).
     Local,
 }
 
@@ -33,6 +34,9 @@ impl Direction {
         {
             return Direction::Outbound(Origin::Authenticated(user));
         }
+        if is_local_submission(tx) {
+            return Direction::Outbound(Origin::Local);
+        }
         match tx.client.ip {
             None => Direction::Outbound(Origin::Local),
             Some(ip) if inbound.trusted_networks.iter().any(|n| n.contains(&ip)) => {
@@ -41,6 +45,13 @@ impl Direction {
             Some(ip) => Direction::Inbound(ip),
         }
     }
+}
+
+/// Postfix's cleanup reports mail from sendmail/pickup as a connection from
+/// `localhost` with client port 0 and `{daemon_port}` 0; no SMTP client can have
+/// port 0, so this cannot be forged from outside.
+fn is_local_submission(tx: &Transaction) -> bool {
+    tx.client.port == Some(0) && tx.macros.get("daemon_port").is_some_and(|p| &p[..] == b"0")
 }
 
 impl fmt::Display for Direction {
@@ -103,6 +114,20 @@ mod tests {
             Direction::of(&tx(None, None), &cfg),
             Direction::Outbound(Origin::Local)
         );
+        // Postfix's pseudo-connection for sendmail/pickup mail.
+        let mut local = tx(Some("127.0.0.1"), None);
+        local.client.port = Some(0);
+        let mut macros = BTreeMap::new();
+        macros.insert("daemon_port".to_owned(), Bytes::from_static(b"0"));
+        local.macros = Macros::new(macros);
+        cfg.trusted_networks.clear();
+        assert_eq!(
+            Direction::of(&local, &cfg),
+            Direction::Outbound(Origin::Local)
+        );
+        local.client.port = Some(25000);
+        assert!(matches!(Direction::of(&local, &cfg), Direction::Inbound(_)));
+        cfg.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
         // An empty {auth_authen} is no authentication.
         assert!(matches!(
             Direction::of(&tx(Some("192.0.2.1"), Some("")), &cfg),

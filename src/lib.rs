@@ -13,5 +13,6 @@ pub mod panic_guard;
 pub mod pipeline;
 pub mod reply;
 pub mod shutdown;
+pub mod sign;
 pub mod systemd;
 pub mod transaction;

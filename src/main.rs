@@ -2,16 +2,17 @@
 //! a configuration file before a reload, `scan` explains what the daemon would do
 //! with one message.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mailwarden::config::{self, LogFormat};
+use mailwarden::config::{self, KeyAlgorithm, LogFormat};
 use mailwarden::daemon::{self, ServeOptions};
 use mailwarden::explain::{self, ScanInput};
 use mailwarden::milter::ListenAddr;
 use mailwarden::pipeline::Pipeline;
+use mailwarden::sign::{dnscheck, genkey};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,26 @@ enum Command {
     CheckConfig {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
+        /// Also fetch each signing selector's DNS record and compare it with the
+        /// private key.
+        #[arg(long)]
+        check_dns: bool,
+    },
+    /// Generate a DKIM key (mode 0600) and print the DNS TXT record to publish.
+    Genkey {
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        selector: String,
+        /// rsa-sha256 or ed25519-sha256.
+        #[arg(long, default_value = "rsa-sha256")]
+        algorithm: String,
+        /// RSA modulus size: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Directory for the key file (<domain>.<selector>.pem).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run the whole pipeline on a message file (real DNS, no MTA) and explain the
     /// verdict: direction, every check with its reason, edits, reply.
@@ -115,9 +136,65 @@ fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCod
     ExitCode::SUCCESS
 }
 
+fn genkey(domain: &str, selector: &str, algorithm: &str, bits: usize, out: &Path) -> ExitCode {
+    let algorithm = match algorithm {
+        "rsa-sha256" => KeyAlgorithm::RsaSha256,
+        "ed25519-sha256" => KeyAlgorithm::Ed25519Sha256,
+        other => {
+            eprintln!("mailwarden: --algorithm {other}: use rsa-sha256 or ed25519-sha256");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (what, value, check) in [
+        (
+            "--domain",
+            domain,
+            config::parse_domain as fn(&str) -> Result<String, String>,
+        ),
+        ("--selector", selector, config::parse_selector),
+    ] {
+        if let Err(e) = check(value) {
+            eprintln!("mailwarden: {what}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let domain = domain.to_ascii_lowercase();
+    let selector = selector.to_ascii_lowercase();
+    match genkey::generate(&domain, &selector, algorithm, bits, out) {
+        Err(e) => {
+            eprintln!("mailwarden: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(g) => {
+            let size = g
+                .key
+                .bits
+                .map(|b| format!(", {b} bits"))
+                .unwrap_or_default();
+            println!(
+                "; wrote {} ({}{size}, mode 0600)",
+                g.path.display(),
+                algorithm.as_str()
+            );
+            println!("; publish this record in the {domain} zone:");
+            println!("{}", g.zone_line());
+            println!(";");
+            println!("; then add to mailwarden.toml:");
+            println!(";   [[signing.keys]]");
+            println!(";   domain = \"{domain}\"");
+            println!(";   selector = \"{selector}\"");
+            println!(";   key_file = \"{}\"", g.path.display());
+            println!(";   algorithm = \"{}\"", algorithm.as_str());
+            println!("; and check with: mailwarden check-config -c FILE --check-dns");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 /// Loads the file and builds everything `serve` would build from it (the DNS
-/// resolver included), so a config that passes here also starts.
-fn check_config(path: Option<PathBuf>) -> ExitCode {
+/// resolver and the signing keys included), so a config that passes here also
+/// starts. With `check_dns`, compares each selector's published key too.
+fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
     let c = match config::load(path.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
@@ -145,7 +222,43 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
         servers.join(", ")
     };
     println!("  dns: {dns}");
-    ExitCode::SUCCESS
+    for k in &c.signing.keys {
+        println!(
+            "  signing: {} with selector {} ({})",
+            k.domain,
+            k.selector,
+            k.key_file.display()
+        );
+    }
+    if !check_dns {
+        return ExitCode::SUCCESS;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let checks = match rt.block_on(dnscheck::check_config(&c)) {
+        Ok(checks) => checks,
+        Err(e) => {
+            eprintln!("mailwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for check in checks {
+        match check.outcome {
+            Ok(what) => println!("  dns: {}: OK, {what}", check.name),
+            Err(why) => {
+                failed = true;
+                eprintln!("  dns: {}: ERROR: {why}", check.name);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn main() -> ExitCode {
@@ -201,6 +314,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => check_config(config),
+        Command::CheckConfig { config, check_dns } => check_config(config, check_dns),
+        Command::Genkey {
+            domain,
+            selector,
+            algorithm,
+            bits,
+            out,
+        } => genkey(&domain, &selector, &algorithm, bits, &out),
     }
 }

@@ -1,18 +1,22 @@
 //! What happens to a message at end-of-message, in order: decide its direction;
 //! remove forged `Authentication-Results`; for inbound mail verify SPF, DKIM, ARC,
-//! iprev and DMARC, add our header and apply DMARC's policy; add the trace header.
-//! Antivirus, policy rules and signing plug in here as later steps.
+//! iprev and DMARC, add our header and apply DMARC's policy; add the trace header;
+//! last, sign outbound mail over the headers as they will leave. Antivirus and
+//! policy rules plug in before signing.
 
 use std::sync::Arc;
 
+use tracing::warn;
+
 use crate::auth::{self, AuthReport, AuthResult, Envelope, Policy, Verifier};
-use crate::config::{Config, InboundConfig, OnDnsError};
-use crate::decision::{Decision, Edit, Verdict};
+use crate::config::{Config, InboundConfig, OnDnsError, OnSignError};
+use crate::decision::{Decision, Edit, Verdict, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
 use crate::reply::SmtpReply;
-use crate::transaction::Transaction;
+use crate::sign::{self, Signed, Signer};
+use crate::transaction::{Transaction, header_block};
 
 pub const TRACE_HEADER: &str = "X-Mailwarden";
 
@@ -20,6 +24,8 @@ pub struct Pipeline {
     trace_header: bool,
     inbound: InboundConfig,
     verifier: Arc<Verifier>,
+    signer: Arc<Signer>,
+    on_sign_error: OnSignError,
 }
 
 /// Everything the pipeline found out about one message, for the decision and for
@@ -37,6 +43,8 @@ impl Pipeline {
             trace_header: config.server.trace_header,
             inbound: config.inbound.clone(),
             verifier: Arc::new(Verifier::new(&config.dns, &config.inbound)?),
+            signer: Arc::new(Signer::from_config(&config.signing)?),
+            on_sign_error: config.signing.on_error,
         })
     }
 
@@ -96,6 +104,32 @@ impl Pipeline {
                 name: TRACE_HEADER.to_owned(),
                 value: format!("{} {}", env!("CARGO_PKG_VERSION"), sanitize(&queue_id)),
             });
+        }
+        // Signing is last, so the signature covers every edit above.
+        if matches!(direction, Direction::Outbound(_))
+            && verdict == Verdict::Accept
+            && !self.signer.is_empty()
+        {
+            match self.sign(tx, &edits) {
+                Ok((signatures, note)) => {
+                    edits.extend(signatures);
+                    reason = format!("{reason}; {note}");
+                }
+                Err(why) if self.on_sign_error == OnSignError::Tempfail => {
+                    return Findings {
+                        direction,
+                        auth,
+                        decision: Decision::tempfail(format!("cannot sign: {why}")),
+                    };
+                }
+                Err(why) => {
+                    warn!(
+                        queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+                        "not signed: {why}"
+                    );
+                    reason = format!("{reason}; not signed: {why}");
+                }
+            }
         }
         Findings {
             direction,
@@ -157,6 +191,59 @@ impl Pipeline {
             )),
             Policy::None => Ok((Verdict::Accept, None)),
         }
+    }
+}
+
+impl Pipeline {
+    /// The `DKIM-Signature` insertions for an outbound message, and a note for the
+    /// log; `Err` when it cannot be signed.
+    fn sign(&self, tx: &Transaction, edits: &[Edit]) -> Result<(Vec<Edit>, String), String> {
+        if tx.body_truncated() {
+            return Err("body longer than server.max_message_size".into());
+        }
+        let headers = edited_headers(&tx.headers, edits, tx.headers_exact);
+        let mut message = header_block(&headers, tx.headers_exact);
+        message.extend_from_slice(&tx.body);
+        warn_fragile_body(tx);
+        let from = mail_auth::AuthenticatedMessage::parse(&message)
+            .map(|m| m.from)
+            .unwrap_or_default();
+        match self.signer.sign(&message, &from) {
+            Signed::Headers(values, labels) => Ok((
+                values
+                    .into_iter()
+                    .map(|value| Edit::InsertHeader {
+                        index: 0,
+                        name: sign::HEADER.to_owned(),
+                        value,
+                    })
+                    .collect(),
+                format!("signed by {}", labels.join(", ")),
+            )),
+            Signed::NoKey(domain) => Ok((Vec::new(), format!("no signing key for {domain}"))),
+            Signed::Unsignable(why) => Err(why),
+        }
+    }
+}
+
+/// Lesson 1 from our peers: a body that Postfix may still rewrite after we signed
+/// (8-bit data converted to quoted-printable for a 7-bit destination, lines folded
+/// at 998 bytes) arrives with a broken signature. Say so while there is time.
+fn warn_fragile_body(tx: &Transaction) {
+    let eight_bit = tx.body.iter().any(|&b| b >= 0x80);
+    let longest = tx
+        .body
+        .split(|&b| b == b'\n')
+        .map(|l| l.len())
+        .max()
+        .unwrap_or(0);
+    if eight_bit || longest > 990 {
+        warn!(
+            queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+            eight_bit,
+            longest_line = longest,
+            "signed body may be rewritten after signing (8-bit data or a line near 998 bytes); set disable_mime_output_conversion = yes in Postfix"
+        );
     }
 }
 

@@ -112,24 +112,30 @@ impl Transaction {
 
     /// The header block rebuilt as CRLF-terminated lines, ending with the empty line.
     pub fn header_block(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for h in &self.headers {
-            out.extend_from_slice(h.name.as_bytes());
-            out.push(b':');
-            if !self.headers_exact {
-                out.push(b' ');
+        header_block(&self.headers, self.headers_exact)
+    }
+}
+
+/// Header fields as CRLF-terminated lines, ending with the empty line. `exact`: the
+/// values keep the whitespace after the colon (else one space is put back).
+pub fn header_block(headers: &[HeaderField], exact: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in headers {
+        out.extend_from_slice(h.name.as_bytes());
+        out.push(b':');
+        if !exact {
+            out.push(b' ');
+        }
+        for (i, line) in h.value.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\r\n");
             }
-            for (i, line) in h.value.split(|&b| b == b'\n').enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-            }
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
         }
         out.extend_from_slice(b"\r\n");
-        out
     }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 #[cfg(test)]

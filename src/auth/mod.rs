@@ -18,6 +18,8 @@ pub use dmarc::Policy;
 pub use results::{AuthReport, AuthResult, DmarcDisposition, MethodResult, authserv_id_of};
 pub use verify::Envelope;
 
+pub(crate) use dns::authenticator;
+
 pub const HEADER: &str = "Authentication-Results";
 
 /// The inbound verifier: a resolver, its caches and the settings the checks use.

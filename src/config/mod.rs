@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod parse;
 mod reload;
+mod signing;
 mod units;
 
 #[cfg(test)]
@@ -12,8 +13,9 @@ mod tests;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use parse::{built_in, host_name, load_file, parse_log_format, parse_str};
+pub use parse::{built_in, host_name, load_file, parse_domain, parse_log_format, parse_str};
 pub use reload::needs_restart;
+pub use signing::{DEFAULT_HEADERS, parse_selector};
 pub use units::{parse_duration, parse_size};
 
 use std::path::Path;

@@ -17,6 +17,7 @@ pub struct Config {
     pub log: LogConfig,
     pub dns: DnsConfig,
     pub inbound: InboundConfig,
+    pub signing: SigningConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,4 +90,61 @@ pub struct InboundConfig {
     /// ARC sealers (domains) whose `arc=pass` overrides a DMARC failure: the
     /// mailing lists and forwarders the admin trusts to have checked the original.
     pub trusted_arc_sealers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    RsaSha256,
+    Ed25519Sha256,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::RsaSha256 => "rsa-sha256",
+            KeyAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canonicalization {
+    Relaxed,
+    Simple,
+}
+
+/// What happens to outbound mail that cannot be signed (no From, several From
+/// domains, a signing error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSignError {
+    /// Deliver it unsigned, with a log line.
+    Accept,
+    /// 451: the sender's MTA or application retries.
+    Tempfail,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKeyConfig {
+    /// The `d=` domain, lower case.
+    pub domain: String,
+    pub selector: String,
+    /// Resolved against the configuration file's directory when relative.
+    pub key_file: PathBuf,
+    /// When given, the key file must hold a key of this kind.
+    pub algorithm: Option<KeyAlgorithm>,
+    /// Also sign mail whose From is a subdomain of `domain` (with `d=domain`).
+    pub subdomains: bool,
+    /// Header fields to sign; From is signed once more than it appears
+    /// (oversigned) so a second From cannot be added.
+    pub headers: Vec<String>,
+    /// Adds `x=` this long after `t=`.
+    pub expire: Option<Duration>,
+    /// (header, body) canonicalization.
+    pub canonicalization: (Canonicalization, Canonicalization),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningConfig {
+    pub keys: Vec<SigningKeyConfig>,
+    pub on_error: OnSignError,
 }

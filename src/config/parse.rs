@@ -18,7 +18,7 @@ use super::units::{parse_duration, parse_size};
 use crate::milter::ListenAddr;
 use crate::milter::codec::MAX_CHUNK;
 
-type S<T> = Option<Spanned<T>>;
+pub(super) type S<T> = Option<Spanned<T>>;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +27,7 @@ struct RawConfig {
     log: Option<RawLog>,
     dns: Option<RawDns>,
     inbound: Option<RawInbound>,
-    signing: S<toml::Value>,
+    signing: Option<super::signing::RawSigning>,
     antivirus: S<toml::Value>,
     rules: S<toml::Value>,
 }
@@ -76,14 +76,19 @@ struct RawInbound {
 }
 
 /// Collects errors with positions resolved against the source text.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: Option<&'a Path>,
     source: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl<'a> Checker<'a> {
-    fn error(&mut self, span: Option<Range<usize>>, key: &str, reason: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: &str,
+        reason: impl Into<String>,
+    ) {
         self.errors.push(ConfigError {
             file: self.file.map(Path::to_path_buf),
             position: span.map(|s| line_column(self.source, s.start)),
@@ -93,7 +98,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Parses an optional spanned string with `parse`, falling back to `default`.
-    fn value<T>(
+    pub(super) fn value<T>(
         &mut self,
         raw: S<String>,
         key: &str,
@@ -147,7 +152,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn list<T>(
+    pub(super) fn list<T>(
         &mut self,
         raw: Vec<Spanned<String>>,
         key: &str,
@@ -206,11 +211,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
         source,
         errors: Vec::new(),
     };
-    for (section, value) in [
-        ("signing", &raw.signing),
-        ("antivirus", &raw.antivirus),
-        ("rules", &raw.rules),
-    ] {
+    for (section, value) in [("antivirus", &raw.antivirus), ("rules", &raw.rules)] {
         if let Some(v) = value {
             c.error(
                 Some(v.span()),
@@ -223,6 +224,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let log = check_log(&mut c, raw.log.unwrap_or_default());
     let dns = check_dns(&mut c, raw.dns.unwrap_or_default());
     let inbound = check_inbound(&mut c, raw.inbound.unwrap_or_default());
+    let signing = super::signing::check_signing(&mut c, raw.signing.unwrap_or_default(), file);
     if c.errors.is_empty() {
         Ok(Config {
             source: file.map(PathBuf::from),
@@ -230,6 +232,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             log,
             dns,
             inbound,
+            signing,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -403,7 +406,7 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
 }
 
 /// A domain name such as `lists.example.org`, stored in lower case.
-fn parse_domain(t: &str) -> Result<String, String> {
+pub fn parse_domain(t: &str) -> Result<String, String> {
     let labels_ok = t.split('.').all(|l| {
         !l.is_empty()
             && l.len() <= 63

@@ -72,12 +72,20 @@ fn shipped_sample_config_parses_and_documents_the_defaults() {
 
 #[test]
 fn a_bogus_key_is_refused_in_every_table() {
-    for table in ["", "[server]\n", "[log]\n", "[dns]\n", "[inbound]\n"] {
+    for table in [
+        "",
+        "[server]\n",
+        "[log]\n",
+        "[dns]\n",
+        "[inbound]\n",
+        "[signing]\n",
+        "[[signing.keys]]\ndomain = \"a.test\"\nselector = \"s\"\nkey_file = \"k\"\n",
+    ] {
         let source = format!("{table}bogus_key = 1\n");
         let errs = errors(&source);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].contains("unknown field `bogus_key`"), "{}", errs[0]);
-        let line = if table.is_empty() { 1 } else { 2 };
+        let line = table.lines().count() + 1;
         assert!(
             errs[0].starts_with(&format!("/etc/mw.toml:{line}:")),
             "{}",
@@ -132,6 +140,67 @@ on_dns_error = "ignore"
         );
     }
     assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+}
+
+#[test]
+fn signing_keys_are_checked_with_their_index() {
+    let source = r#"
+[signing]
+on_error = "drop"
+
+[[signing.keys]]
+domain = "example.com"
+selector = "s2026"
+key_file = "keys/example.pem"
+
+[[signing.keys]]
+domain = "bad domain"
+selector = "s 1"
+key_file = "k.pem"
+algorithm = "rsa-sha1"
+headers = ["Subject"]
+expire = "5m"
+canonicalization = "loose/relaxed"
+
+[[signing.keys]]
+selector = "x"
+"#;
+    let errs = errors(source);
+    let expected = [
+        "/etc/mw.toml:3:12: signing.on_error: \"drop\" is not an action",
+        "/etc/mw.toml:11:10: signing.keys[1].domain: \"bad domain\" is not a domain name",
+        "/etc/mw.toml:12:12: signing.keys[1].selector: \"s 1\" is not a selector",
+        "/etc/mw.toml:14:13: signing.keys[1].algorithm: \"rsa-sha1\" is not a signing algorithm",
+        "/etc/mw.toml:15:11: signing.keys[1].headers: must include From",
+        "/etc/mw.toml:16:10: signing.keys[1].expire: must be at least 1h",
+        "/etc/mw.toml:17:20: signing.keys[1].canonicalization: \"loose/relaxed\"",
+        "/etc/mw.toml:19:1: signing.keys[2].domain: is required",
+        "/etc/mw.toml:19:1: signing.keys[2].key_file: is required",
+    ];
+    for want in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in\n{}",
+            errs.join("\n")
+        );
+    }
+    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+
+    let c = parse_str(
+        "[[signing.keys]]\ndomain = \"Example.COM\"\nselector = \"s1\"\nkey_file = \"k.pem\"\nexpire = \"7d\"\nsubdomains = true\n",
+        Some(Path::new("/etc/mailwarden/mw.toml")),
+    )
+    .unwrap();
+    let k = &c.signing.keys[0];
+    assert_eq!(k.domain, "example.com");
+    assert_eq!(
+        k.key_file,
+        Path::new("/etc/mailwarden/k.pem"),
+        "relative to the config file"
+    );
+    assert_eq!(k.expire, Some(Duration::from_secs(7 * 86_400)));
+    assert!(k.subdomains && k.headers.iter().any(|h| h == "From"));
+    assert_eq!(c.signing.on_error, OnSignError::Accept);
 }
 
 #[test]

@@ -11,17 +11,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let value: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration like \"500ms\", \"10s\", \"5m\" or \"1h\"")
+        format!("{text:?} is not a duration like \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\"")
     })?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        "" => return Err(format!("{text:?} needs a unit: ms, s, m or h")),
+        "d" => value * 86_400.0,
+        "" => return Err(format!("{text:?} needs a unit: ms, s, m, h or d")),
         other => {
             return Err(format!(
-                "{text:?} has an unknown unit {other:?}: use ms, s, m or h"
+                "{text:?} has an unknown unit {other:?}: use ms, s, m, h or d"
             ));
         }
     };
@@ -66,6 +67,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));

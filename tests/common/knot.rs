@@ -19,7 +19,12 @@ pub struct Knot {
 impl Knot {
     /// Starts knotd with every zone of the fixture set.
     pub fn start(dir: &Path) -> Knot {
-        let mut zones = Vec::new();
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts knotd with the fixture zones plus `extra` (zone name, zone file text).
+    pub fn start_with(dir: &Path, extra: &[(String, String)]) -> Knot {
+        let mut zones = extra.to_vec();
         for entry in std::fs::read_dir(fixture("fixtures/auth/zones")).expect("zone fixtures") {
             let path = entry.expect("zone entry").path();
             let name = path

@@ -1,0 +1,353 @@
+//! Outbound signing through a real Postfix: keys made by `mailwarden genkey` and
+//! published in knot, mail submitted by an authenticated client, from a trusted
+//! network and with sendmail, each signature verified by dkimpy (a verifier we did
+//! not write) reading the keys from knot. Mail from outside is never signed, and
+//! `check-config --check-dns` catches a published key that does not match.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::knot::Knot;
+use common::smtp::Peer;
+use common::{require, shared_tempdir};
+
+struct Stack {
+    _dir: tempfile::TempDir,
+    knot: Knot,
+    mw: common::mailwarden::Mailwarden,
+    postfix: common::postfix::Postfix,
+    config: std::path::PathBuf,
+}
+
+/// `mailwarden genkey` output: the zone line (without the comment lines).
+fn genkey(dir: &Path, selector: &str, algorithm: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["genkey", "--domain", "sign.test", "--selector", selector])
+        .args(["--algorithm", algorithm, "--out"])
+        .arg(dir)
+        .output()
+        .expect("run genkey");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn stack(prefix: &str) -> Option<Stack> {
+    if !require("postfix", "postfix")
+        || !require("smtp-sink", "postfix")
+        || !require("knotd", "knot")
+        || !require("kdig", "knot-dnsutils")
+        || !require("python3", "python3")
+    {
+        return None;
+    }
+    let dir = shared_tempdir(prefix);
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let rsa = genkey(&keys, "rsa", "rsa-sha256");
+    let ed = genkey(&keys, "ed", "ed25519-sha256");
+    // "stale" publishes the RSA key, but the config pairs that selector with the
+    // ed25519 key file: the mismatch check-config --check-dns must catch.
+    let stale = rsa.replacen("rsa._domainkey", "stale._domainkey", 1);
+    let zone = format!(
+        "$ORIGIN sign.test.\n$TTL 300\n@ SOA ns.harness.test. hostmaster.harness.test. 1 3600 600 86400 300\n\
+         @ NS ns.harness.test.\n{rsa}\n{ed}\n{stale}\n"
+    );
+    let knot = Knot::start_with(dir.path(), &[("sign.test".to_owned(), zone)]);
+    let extra = format!(
+        "[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+         [inbound]\nauthserv_id = \"mx.harness.test\"\n\n\
+         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"rsa\"\nkey_file = \"{k}/sign.test.rsa.pem\"\n\n\
+         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"ed\"\nkey_file = \"{k}/sign.test.ed.pem\"\nalgorithm = \"ed25519-sha256\"\n",
+        dns = knot.address(),
+        k = keys.display()
+    );
+    let mw = common::mailwarden::Mailwarden::start(dir.path(), "", &extra);
+    let postfix = common::postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    let config = mw.config_path.clone();
+    Some(Stack {
+        _dir: dir,
+        knot,
+        mw,
+        postfix,
+        config,
+    })
+}
+
+/// Verifies every DKIM-Signature of `raw` with dkimpy, resolving keys through knot.
+/// Returns one (d, s, a, verified) per signature, top to bottom.
+fn dkimpy_verify(raw: &[u8], dns_port: u16) -> Vec<(String, String, String, bool)> {
+    let script = r#"
+import sys, json, dkim, dns.resolver
+port = int(sys.argv[1])
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["127.0.0.1"]
+r.port = port
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    try:
+        answer = r.resolve(name, "TXT", lifetime=timeout)
+    except Exception:
+        return None
+    return b"".join(b"".join(rd.strings) for rd in answer)
+msg = sys.stdin.buffer.read()
+d = dkim.DKIM(msg)
+out = []
+sigs = [h for h in d.headers if h[0].lower() == b"dkim-signature"]
+for i, (name, value) in enumerate(sigs):
+    tags = dkim.util.parse_tag_value(value)
+    try:
+        ok = d.verify(idx=i, dnsfunc=dnsfunc)
+    except dkim.ValidationError as e:
+        print(f"signature {i}: {e}", file=sys.stderr)
+        ok = False
+    out.append([tags[b"d"].decode(), tags[b"s"].decode(), tags[b"a"].decode(), bool(ok)])
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", script, &dns_port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dkimpy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<(String, String, String, bool)> =
+        serde_json::from_slice(&out.stdout).expect("dkimpy JSON");
+    v
+}
+
+const AUTHENTICATED: Peer<'static> = Peer {
+    addr: "192.0.2.50",
+    name: "app.customer.test",
+    helo: "app.customer.test",
+    login: Some("app-mailer"),
+};
+
+#[test]
+fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
+    let Some(s) = stack("mw-sign-auth") else {
+        return;
+    };
+    let subject_words: Vec<String> = (0..30).map(|i| format!("word{i}")).collect();
+    let message = format!(
+        "From: Zoë Müller <zoe@sign.test>\nTo: bob@dest.test\n\
+         Subject: Bestätigen Sie Ihr Konto — {}\n\t{}\n\
+         Date: Tue, 24 Nov 2026 08:00:00 +0000\nMessage-ID: <dual-1@sign.test>\n\
+         MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n\
+         Grüße,\nthe app",
+        subject_words[..15].join(" "),
+        subject_words[15..].join(" ")
+    );
+    let out = s
+        .postfix
+        .send_as(AUTHENTICATED, "bounces@sign.test", message.as_bytes());
+    assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
+    let delivered = s.postfix.wait_delivered("<dual-1@sign.test>");
+    let mut results = dkimpy_verify(&delivered.raw, s.knot.port);
+    results.sort();
+    assert_eq!(
+        results,
+        vec![
+            (
+                "sign.test".into(),
+                "ed".into(),
+                "ed25519-sha256".into(),
+                true
+            ),
+            ("sign.test".into(), "rsa".into(), "rsa-sha256".into(), true),
+        ],
+        "{}",
+        String::from_utf8_lossy(&delivered.raw)
+    );
+    // The check is live: the same message with one body byte changed fails.
+    let tampered = String::from_utf8_lossy(&delivered.raw).replace("the app", "the ap!");
+    assert!(
+        dkimpy_verify(tampered.as_bytes(), s.knot.port)
+            .iter()
+            .all(|r| !r.3)
+    );
+    let line = s.mw.decision_line(&out.queue_id().unwrap());
+    assert!(line.contains("authenticated as app-mailer"), "{line}");
+    assert!(
+        line.contains("signed by sign.test/rsa, sign.test/ed"),
+        "{line}"
+    );
+}
+
+#[test]
+fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
+    let Some(s) = stack("mw-sign-paths") else {
+        return;
+    };
+    let message = |id: &str, end: &str| {
+        format!(
+            "From: noreply@sign.test\nTo: bob@dest.test\nSubject: Reset your password\n\
+             Date: Tue, 24 Nov 2026 08:00:00 +0000\nMessage-ID: <{id}@sign.test>\n\n\
+             Click the link to reset.{end}"
+        )
+    };
+    // From a trusted network (127.0.0.1).
+    let out = s.postfix.send_as(
+        Peer {
+            addr: "127.0.0.1",
+            name: "localhost",
+            helo: "localhost",
+            login: None,
+        },
+        "noreply@sign.test",
+        message("trusted-1", "\n").as_bytes(),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let delivered = s.postfix.wait_delivered("<trusted-1@sign.test>");
+    assert!(
+        dkimpy_verify(&delivered.raw, s.knot.port)
+            .iter()
+            .all(|r| r.3)
+    );
+    assert_eq!(dkimpy_verify(&delivered.raw, s.knot.port).len(), 2);
+
+    // Local submission, the body without a final newline.
+    if require("sendmail", "postfix") {
+        s.postfix.sendmail(
+            "noreply@sign.test",
+            "bob@dest.test",
+            message("local-1", "").as_bytes(),
+        );
+        let delivered = s.postfix.wait_delivered("<local-1@sign.test>");
+        let results = dkimpy_verify(&delivered.raw, s.knot.port);
+        assert_eq!(
+            results.len(),
+            2,
+            "{}",
+            String::from_utf8_lossy(&delivered.raw)
+        );
+        assert!(results.iter().all(|r| r.3), "{results:?}");
+    }
+
+    // From outside, claiming our domain: verified as inbound, never signed.
+    let out = s.postfix.send_as(
+        Peer {
+            addr: "192.0.2.10",
+            name: "mail.sender.test",
+            helo: "mail.sender.test",
+            login: None,
+        },
+        "noreply@sign.test",
+        message("outside-1", "\n").as_bytes(),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let delivered = s.postfix.wait_delivered("<outside-1@sign.test>");
+    assert_eq!(delivered.header("DKIM-Signature"), None);
+    assert!(delivered.header("Authentication-Results").is_some());
+    let line = s.mw.decision_line(&out.queue_id().unwrap());
+    assert!(
+        line.contains("inbound from 192.0.2.10") && !line.contains("signed by"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_dns_compares_published_keys_with_the_private_ones() {
+    let Some(s) = stack("mw-sign-dns") else {
+        return;
+    };
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+            .args(["check-config", "--check-dns", "-c"])
+            .arg(config)
+            .output()
+            .expect("run check-config")
+    };
+    let good = run(&s.config);
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        stdout.contains("rsa._domainkey.sign.test: OK, published key matches (rsa-sha256)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ed._domainkey.sign.test: OK, published key matches (ed25519-sha256)"),
+        "{stdout}"
+    );
+
+    // The ed25519 key file under a selector that publishes the RSA key.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let bad_path = s.config.with_file_name("stale.toml");
+    std::fs::write(
+        &bad_path,
+        text.replace("selector = \"ed\"", "selector = \"stale\""),
+    )
+    .unwrap();
+    let bad = run(&bad_path);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains(
+            "stale._domainkey.sign.test: ERROR: published k=rsa, the private key is ed25519"
+        ),
+        "{stderr}"
+    );
+
+    // Another RSA key under the RSA selector.
+    let other = s.config.with_file_name("other.pem");
+    std::fs::copy(
+        common::fixture("fixtures/auth/keys/sender.test.rsa2048.pem"),
+        &other,
+    )
+    .unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let rsa_file = text
+        .lines()
+        .find(|l| l.contains("sign.test.rsa.pem"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &bad_path,
+        text.replace(&rsa_file, &format!("key_file = \"{}\"", other.display())),
+    )
+    .unwrap();
+    let mismatch = run(&bad_path);
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(!mismatch.status.success());
+    assert!(
+        stderr.contains(
+            "rsa._domainkey.sign.test: ERROR: the published key does NOT match the private key"
+        ),
+        "{stderr}"
+    );
+
+    // A selector with nothing published.
+    std::fs::write(
+        &bad_path,
+        text.replace("selector = \"ed\"", "selector = \"nothing\""),
+    )
+    .unwrap();
+    let missing = run(&bad_path);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("nothing._domainkey.sign.test: ERROR: no TXT record")
+    );
+}
