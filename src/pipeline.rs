@@ -203,11 +203,14 @@ impl Pipeline {
         }
         let headers = edited_headers(&tx.headers, edits, tx.headers_exact);
         let mut message = header_block(&headers, tx.headers_exact);
-        message.extend_from_slice(&tx.body);
-        warn_fragile_body(tx);
+        // From is read from the header block alone: parsing the whole message would
+        // also hash the body for every DKIM-Signature already present.
         let from = mail_auth::AuthenticatedMessage::parse(&message)
             .map(|m| m.from)
             .unwrap_or_default();
+        message.reserve_exact(tx.body.len());
+        message.extend_from_slice(&tx.body);
+        warn_fragile_body(tx);
         match self.signer.sign(&message, &from) {
             Signed::Headers(values, labels) => Ok((
                 values
@@ -230,13 +233,8 @@ impl Pipeline {
 /// (8-bit data converted to quoted-printable for a 7-bit destination, lines folded
 /// at 998 bytes) arrives with a broken signature. Say so while there is time.
 fn warn_fragile_body(tx: &Transaction) {
-    let eight_bit = tx.body.iter().any(|&b| b >= 0x80);
-    let longest = tx
-        .body
-        .split(|&b| b == b'\n')
-        .map(|l| l.len())
-        .max()
-        .unwrap_or(0);
+    let eight_bit = !tx.body.is_ascii();
+    let longest = longest_line(&tx.body);
     if eight_bit || longest > 990 {
         warn!(
             queue_id = tx.queue_id().as_deref().unwrap_or("-"),
@@ -245,6 +243,17 @@ fn warn_fragile_body(tx: &Transaction) {
             "signed body may be rewritten after signing (8-bit data or a line near 998 bytes); set disable_mime_output_conversion = yes in Postfix"
         );
     }
+}
+
+/// The length of the longest line, CR included, LF not.
+fn longest_line(body: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain([body.len()]) {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    longest
 }
 
 /// What DMARC did, for the decision log line, when it did anything.
@@ -289,4 +298,17 @@ fn sanitize(queue_id: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(64)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_line;
+
+    #[test]
+    fn longest_line_counts_the_last_line_and_cr() {
+        assert_eq!(longest_line(b""), 0);
+        assert_eq!(longest_line(b"ab\r\nabcd\r\n"), 5);
+        assert_eq!(longest_line(b"ab\r\nabcdefg"), 7);
+        assert_eq!(longest_line(b"\n\n"), 0);
+    }
 }

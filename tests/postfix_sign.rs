@@ -22,9 +22,9 @@ struct Stack {
 }
 
 /// `mailwarden genkey` output: the zone line (without the comment lines).
-fn genkey(dir: &Path, selector: &str, algorithm: &str) -> String {
+fn genkey(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
-        .args(["genkey", "--domain", "sign.test", "--selector", selector])
+        .args(["genkey", "--domain", domain, "--selector", selector])
         .args(["--algorithm", algorithm, "--out"])
         .arg(dir)
         .output()
@@ -54,21 +54,26 @@ fn stack(prefix: &str) -> Option<Stack> {
     let dir = shared_tempdir(prefix);
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let rsa = genkey(&keys, "rsa", "rsa-sha256");
-    let ed = genkey(&keys, "ed", "ed25519-sha256");
+    let rsa = genkey(&keys, "sign.test", "rsa", "rsa-sha256");
+    let ed = genkey(&keys, "sign.test", "ed", "ed25519-sha256");
+    // Two more domains, one key each, for messages with a single signature.
+    let rsa_only = genkey(&keys, "rsa.sign.test", "s1", "rsa-sha256");
+    let ed_only = genkey(&keys, "ed.sign.test", "s1", "ed25519-sha256");
     // "stale" publishes the RSA key, but the config pairs that selector with the
     // ed25519 key file: the mismatch check-config --check-dns must catch.
     let stale = rsa.replacen("rsa._domainkey", "stale._domainkey", 1);
     let zone = format!(
         "$ORIGIN sign.test.\n$TTL 300\n@ SOA ns.harness.test. hostmaster.harness.test. 1 3600 600 86400 300\n\
-         @ NS ns.harness.test.\n{rsa}\n{ed}\n{stale}\n"
+         @ NS ns.harness.test.\n{rsa}\n{ed}\n{stale}\n{rsa_only}\n{ed_only}\n"
     );
     let knot = Knot::start_with(dir.path(), &[("sign.test".to_owned(), zone)]);
     let extra = format!(
         "[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
          [inbound]\nauthserv_id = \"mx.harness.test\"\n\n\
          [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"rsa\"\nkey_file = \"{k}/sign.test.rsa.pem\"\n\n\
-         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"ed\"\nkey_file = \"{k}/sign.test.ed.pem\"\nalgorithm = \"ed25519-sha256\"\n",
+         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"ed\"\nkey_file = \"{k}/sign.test.ed.pem\"\nalgorithm = \"ed25519-sha256\"\n\n\
+         [[signing.keys]]\ndomain = \"rsa.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/rsa.sign.test.s1.pem\"\n\n\
+         [[signing.keys]]\ndomain = \"ed.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/ed.sign.test.s1.pem\"\n",
         dns = knot.address(),
         k = keys.display()
     );
@@ -134,6 +139,16 @@ print(json.dumps(out))
     v
 }
 
+/// sign.test's RSA and ed25519 signatures are both there and both verify.
+fn assert_two_signatures_verify(raw: &[u8], dns_port: u16) {
+    let results = dkimpy_verify(raw, dns_port);
+    assert!(
+        results.len() == 2 && results.iter().all(|r| r.3),
+        "{results:?}\n{}",
+        String::from_utf8_lossy(raw)
+    );
+}
+
 const AUTHENTICATED: Peer<'static> = Peer {
     addr: "192.0.2.50",
     name: "app.customer.test",
@@ -193,6 +208,41 @@ fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
 }
 
 #[test]
+fn rsa_2048_alone_and_ed25519_alone_each_verify() {
+    let Some(s) = stack("mw-sign-single") else {
+        return;
+    };
+    for (domain, algorithm) in [
+        ("rsa.sign.test", "rsa-sha256"),
+        ("ed.sign.test", "ed25519-sha256"),
+    ] {
+        let id = format!("<single@{domain}>");
+        let message = format!(
+            "From: App <noreply@{domain}>\nTo: bob@dest.test\nSubject: Your code is 123456\n\
+             Date: Tue, 24 Nov 2026 08:00:00 +0000\nMessage-ID: {id}\n\nYour code is 123456.\n"
+        );
+        let out = s.postfix.send_as(
+            AUTHENTICATED,
+            &format!("bounces@{domain}"),
+            message.as_bytes(),
+        );
+        assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
+        let delivered = s.postfix.wait_delivered(&id);
+        assert_eq!(
+            dkimpy_verify(&delivered.raw, s.knot.port),
+            vec![(
+                domain.to_owned(),
+                "s1".to_owned(),
+                algorithm.to_owned(),
+                true
+            )],
+            "{}",
+            String::from_utf8_lossy(&delivered.raw)
+        );
+    }
+}
+
+#[test]
 fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
     let Some(s) = stack("mw-sign-paths") else {
         return;
@@ -217,12 +267,7 @@ fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
     );
     assert!(out.accepted(), "{out:?}");
     let delivered = s.postfix.wait_delivered("<trusted-1@sign.test>");
-    assert!(
-        dkimpy_verify(&delivered.raw, s.knot.port)
-            .iter()
-            .all(|r| r.3)
-    );
-    assert_eq!(dkimpy_verify(&delivered.raw, s.knot.port).len(), 2);
+    assert_two_signatures_verify(&delivered.raw, s.knot.port);
 
     // Local submission, the body without a final newline.
     if require("sendmail", "postfix") {
@@ -232,14 +277,7 @@ fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
             message("local-1", "").as_bytes(),
         );
         let delivered = s.postfix.wait_delivered("<local-1@sign.test>");
-        let results = dkimpy_verify(&delivered.raw, s.knot.port);
-        assert_eq!(
-            results.len(),
-            2,
-            "{}",
-            String::from_utf8_lossy(&delivered.raw)
-        );
-        assert!(results.iter().all(|r| r.3), "{results:?}");
+        assert_two_signatures_verify(&delivered.raw, s.knot.port);
     }
 
     // From outside, claiming our domain: verified as inbound, never signed.

@@ -19,6 +19,11 @@ use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
 use mailwarden::milter::response::Response;
 use mailwarden::milter::stream::Stream;
 
+/// The same allocator as the daemon, so the load generator takes as little of a
+/// shared machine as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Clone)]
 #[command(
     name = "mailwarden-load",
@@ -63,6 +68,10 @@ struct Args {
     /// MAIL FROM address.
     #[arg(long, default_value = "sender@load.test")]
     mail_from: String,
+    /// Threads generating load: 0 for one per core, 1 for a single thread (leaves
+    /// more of a shared machine to the daemon under test)
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Default)]
@@ -75,10 +84,17 @@ struct Tally {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 0 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mailwarden-load: {e}");

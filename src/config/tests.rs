@@ -11,6 +11,18 @@ fn errors(source: &str) -> Vec<String> {
     }
 }
 
+/// Every error starts with one of `expected`, and there are no others.
+fn assert_exactly(errs: &[String], expected: &[&str]) {
+    for want in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in\n{}",
+            errs.join("\n")
+        );
+    }
+    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+}
+
 #[test]
 fn built_in_defaults() {
     let c = built_in();
@@ -132,14 +144,7 @@ on_dns_error = "ignore"
         "/etc/mw.toml:19:21: inbound.trusted_networks: \"10.0.0.0/33\"",
         "/etc/mw.toml:20:16: inbound.on_dns_error:",
     ];
-    for want in expected {
-        assert!(
-            errs.iter().any(|e| e.starts_with(want)),
-            "missing {want:?} in\n{}",
-            errs.join("\n")
-        );
-    }
-    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+    assert_exactly(&errs, &expected);
 }
 
 #[test]
@@ -177,14 +182,7 @@ selector = "x"
         "/etc/mw.toml:19:1: signing.keys[2].domain: is required",
         "/etc/mw.toml:19:1: signing.keys[2].key_file: is required",
     ];
-    for want in expected {
-        assert!(
-            errs.iter().any(|e| e.starts_with(want)),
-            "missing {want:?} in\n{}",
-            errs.join("\n")
-        );
-    }
-    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+    assert_exactly(&errs, &expected);
 
     let c = parse_str(
         "[[signing.keys]]\ndomain = \"Example.COM\"\nselector = \"s1\"\nkey_file = \"k.pem\"\nexpire = \"7d\"\nsubdomains = true\n",

@@ -9,7 +9,6 @@ pub mod keys;
 use mail_auth::common::crypto::DkimKey;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{self, DkimSigner, Done};
-use tracing::warn;
 
 use crate::config::{Canonicalization, SigningConfig, SigningKeyConfig};
 
@@ -135,11 +134,6 @@ fn entry(k: &SigningKeyConfig) -> Result<KeyEntry, String> {
             want.as_str(),
             loaded.algorithm.as_str()
         ));
-    }
-    if let Some(bits) = loaded.bits
-        && bits < keys::RSA_RECOMMENDED_BITS
-    {
-        warn!(key = %k.key_file.display(), bits, "RSA key under 2048 bits");
     }
     let canon = |c: Canonicalization| match c {
         Canonicalization::Relaxed => dkim::Canonicalization::Relaxed,
