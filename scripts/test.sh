@@ -12,6 +12,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 { have postfix && have smtp-sink && have sendmail; } || need_apt+=(postfix)
 { have knotd && have knotc; } || need_apt+=(knot)
 have kdig || need_apt+=(knot-dnsutils)
+have clamd || need_apt+=(clamav-daemon)
 have docker-compose || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::decision::{Edit, Verdict};
 use crate::milter::client::SplitMessage;
 use crate::pipeline::{Findings, Pipeline};
+use crate::scan::Outcome;
 use crate::transaction::{Client, EnvelopeAddress, HeaderField, Macros, Transaction};
 
 /// The envelope `scan` pretends Postfix gave us.
@@ -137,6 +138,7 @@ pub fn text(f: &Findings) -> String {
             }
         }
     }
+    out.push_str(&format!("antivirus: {}\n", scan_text(f.scan.as_ref())));
     out.push_str("edits:\n");
     for e in &f.decision.edits {
         out.push_str(&format!("  {}\n", edit_text(e).replace("\n", "\n    ")));
@@ -144,6 +146,23 @@ pub fn text(f: &Findings) -> String {
     out.push_str(&format!("verdict: {}\n", verdict_text(&f.decision.verdict)));
     out.push_str(&format!("reason: {}\n", f.decision.reason));
     out
+}
+
+fn scan_text(outcome: Option<&Outcome>) -> String {
+    match outcome {
+        None => "not scanned (no [antivirus], or decided before scanning)".into(),
+        Some(Outcome::Clean) => "clean".into(),
+        Some(Outcome::Infected(found)) => format!(
+            "infected: {}",
+            found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(Outcome::Oversize { size }) => format!("not scanned: {size} bytes is over max_size"),
+        Some(Outcome::Error(e)) => format!("error: {e}"),
+    }
 }
 
 /// The same facts as JSON, for scripts and tests.
@@ -192,6 +211,7 @@ pub fn json(f: &Findings) -> Value {
         "methods": methods,
         "dmarc_policy": disposition,
         "authentication_results": auth_header,
+        "antivirus": f.scan.as_ref().map(|_| scan_text(f.scan.as_ref())),
         "edits": f.decision.edits.iter().map(edit_text).collect::<Vec<_>>(),
         "verdict": f.decision.verdict.label(),
         "reply_code": code,

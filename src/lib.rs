@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod content;
 pub mod daemon;
 pub mod decision;
 pub mod direction;
@@ -12,6 +13,7 @@ pub mod observe;
 pub mod panic_guard;
 pub mod pipeline;
 pub mod reply;
+pub mod scan;
 pub mod shutdown;
 pub mod sign;
 pub mod systemd;

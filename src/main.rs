@@ -235,13 +235,18 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
             k.key_file.display()
         );
     }
-    if !check_dns {
-        return ExitCode::SUCCESS;
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    // clamd being down is not a configuration error (a reload must not wait for
+    // it), so it is reported and does not change the exit status.
+    if let Some(av) = &c.antivirus {
+        rt.block_on(check_clamd(av));
+    }
+    if !check_dns {
+        return ExitCode::SUCCESS;
+    }
     let checks = match rt.block_on(dnscheck::check_config(&c)) {
         Ok(checks) => checks,
         Err(e) => {
@@ -263,6 +268,22 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `PING` and `VERSION` to clamd; prints what it said or why it could not be asked.
+async fn check_clamd(av: &config::AntivirusConfig) {
+    let scanner = mailwarden::scan::Scanner::new(av);
+    let result = match scanner.ping().await {
+        Ok(()) => scanner.ask_version().await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(version) => println!("  antivirus: clamd {}: OK, {version}", av.clamd),
+        Err(e) => eprintln!(
+            "  antivirus: clamd {}: WARNING: {e} (until it answers, mail gets antivirus.on_error)",
+            av.clamd
+        ),
     }
 }
 

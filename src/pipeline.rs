@@ -1,24 +1,33 @@
 //! What happens to a message at end-of-message, in order: decide its direction;
 //! remove forged `Authentication-Results`; for inbound mail verify SPF, DKIM, ARC,
 //! iprev and DMARC, add our header and apply DMARC's policy; add the trace header;
-//! last, sign outbound mail over the headers as they will leave. Antivirus and
-//! policy rules plug in before signing.
+//! scan the message with clamd (both directions) and apply the antivirus actions;
+//! last, sign outbound mail over the headers as they will leave. Policy rules plug
+//! in before signing.
 
 use std::sync::Arc;
 
 use tracing::warn;
 
 use crate::auth::{self, AuthReport, AuthResult, Envelope, Policy, Verifier};
-use crate::config::{Config, InboundConfig, OnDnsError, OnSignError};
+use crate::config::{
+    AntivirusConfig, Config, InboundConfig, OnDnsError, OnInfected, OnOversize, OnScanError,
+    OnSignError, ScanMode,
+};
 use crate::decision::{Decision, Edit, Verdict, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
 use crate::reply::SmtpReply;
+use crate::scan::{Outcome, Scanner, Streams};
 use crate::sign::{self, Signed, Signer};
 use crate::transaction::{Transaction, header_block};
 
 pub const TRACE_HEADER: &str = "X-Mailwarden";
+/// Our antivirus headers; copies already in a message are removed first, so nobody
+/// can present a message as scanned in our name.
+pub const VIRUS_SCANNED: &str = "X-Virus-Scanned";
+pub const VIRUS_STATUS: &str = "X-Virus-Status";
 
 pub struct Pipeline {
     trace_header: bool,
@@ -26,6 +35,7 @@ pub struct Pipeline {
     verifier: Arc<Verifier>,
     signer: Arc<Signer>,
     on_sign_error: OnSignError,
+    antivirus: Option<(AntivirusConfig, Arc<Scanner>)>,
 }
 
 /// Everything the pipeline found out about one message, for the decision and for
@@ -33,6 +43,8 @@ pub struct Pipeline {
 pub struct Findings {
     pub direction: Direction,
     pub auth: Option<AuthReport>,
+    /// What clamd found, when `[antivirus]` is configured and the message got that far.
+    pub scan: Option<Outcome>,
     pub decision: Decision,
 }
 
@@ -45,6 +57,10 @@ impl Pipeline {
             verifier: Arc::new(Verifier::new(&config.dns, &config.inbound)?),
             signer: Arc::new(Signer::from_config(&config.signing)?),
             on_sign_error: config.signing.on_error,
+            antivirus: config
+                .antivirus
+                .as_ref()
+                .map(|av| (av.clone(), Arc::new(Scanner::new(av)))),
         })
     }
 
@@ -92,11 +108,35 @@ impl Pipeline {
                     return Findings {
                         direction,
                         auth,
+                        scan: None,
                         decision: Decision::tempfail(format!("DNS failure: {dns}")),
                     };
                 }
             }
             auth = Some(report);
+        }
+        let mut scan = None;
+        if let Some((av, scanner)) = &self.antivirus
+            && verdict == Verdict::Accept
+        {
+            edits.extend(remove_ours(tx, &[VIRUS_SCANNED, VIRUS_STATUS]));
+            let outcome = scan_message(tx, av, scanner).await;
+            let step = antivirus_step(tx, av, scanner, &outcome).await;
+            reason = format!("{reason}; {}", step.note);
+            edits.extend(step.edits);
+            scan = Some(outcome);
+            if let Some(v) = step.verdict {
+                return Findings {
+                    direction,
+                    auth,
+                    scan,
+                    decision: Decision {
+                        edits,
+                        verdict: v,
+                        reason,
+                    },
+                };
+            }
         }
         if self.trace_header {
             let queue_id = tx.queue_id().unwrap_or_else(|| "unknown".to_owned());
@@ -119,6 +159,7 @@ impl Pipeline {
                     return Findings {
                         direction,
                         auth,
+                        scan,
                         decision: Decision::tempfail(format!("cannot sign: {why}")),
                     };
                 }
@@ -134,6 +175,7 @@ impl Pipeline {
         Findings {
             direction,
             auth,
+            scan,
             decision: Decision {
                 edits,
                 verdict,
@@ -227,6 +269,203 @@ impl Pipeline {
             Signed::Unsignable(why) => Err(why),
         }
     }
+}
+
+/// Sends the message to clamd as configured: whole, or each decoded part on its own.
+/// A body cut at `server.max_message_size` is oversize: what clamd would see is not
+/// the message.
+async fn scan_message(tx: &Transaction, av: &AntivirusConfig, scanner: &Scanner) -> Outcome {
+    let mut message = tx.header_block();
+    let size = message.len() as u64 + tx.body_size;
+    if tx.body_truncated() || size > scanner.max_size() as u64 {
+        return Outcome::Oversize { size };
+    }
+    message.extend_from_slice(&tx.body);
+    if av.mode == ScanMode::Attachments
+        && let Some(parsed) = crate::content::parse(&message)
+    {
+        let parts = crate::content::leaf_parts(&parsed);
+        if !parts.is_empty() {
+            return scanner.scan(size, Streams::Parts(parts)).await;
+        }
+    }
+    scanner.scan(size, Streams::Whole(&message)).await
+}
+
+/// What the antivirus outcome does to the message.
+struct AvStep {
+    /// `Some` ends the pipeline with this verdict.
+    verdict: Option<Verdict>,
+    edits: Vec<Edit>,
+    note: String,
+}
+
+async fn antivirus_step(
+    tx: &Transaction,
+    av: &AntivirusConfig,
+    scanner: &Scanner,
+    outcome: &Outcome,
+) -> AvStep {
+    let header = |name: &str, value: String| Edit::AddHeader {
+        name: name.to_owned(),
+        value,
+    };
+    let scanned_by = || async {
+        match scanner.version().await {
+            Some(v) => format!("mailwarden ({v})"),
+            None => "mailwarden (ClamAV)".to_owned(),
+        }
+    };
+    let reply = |code: u16, status: &str, text: String| {
+        SmtpReply::new(code, status, &[text])
+            .map(Verdict::Reject)
+            .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
+    };
+    match outcome {
+        Outcome::Clean => AvStep {
+            verdict: None,
+            edits: if av.header {
+                vec![header(VIRUS_SCANNED, scanned_by().await)]
+            } else {
+                Vec::new()
+            },
+            note: "clamav=clean".into(),
+        },
+        Outcome::Infected(found) => {
+            let names = found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let note = format!("clamav=infected ({names})");
+            let tagged = || vec![header(VIRUS_STATUS, format!("Infected ({names})"))];
+            match av.on_infected {
+                OnInfected::Reject => AvStep {
+                    verdict: Some(reply(
+                        554,
+                        "5.7.1",
+                        format!("mailwarden: message contains a virus: {names}"),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+                OnInfected::Discard => AvStep {
+                    verdict: Some(Verdict::Discard),
+                    edits: Vec::new(),
+                    note: format!("{note}; discarded"),
+                },
+                OnInfected::Quarantine => {
+                    let mut edits = tagged();
+                    edits.push(Edit::Quarantine {
+                        reason: format!("virus {names}"),
+                    });
+                    AvStep {
+                        verdict: None,
+                        edits,
+                        note: format!("{note}; quarantined"),
+                    }
+                }
+                OnInfected::Tag => {
+                    let mut edits = tagged();
+                    if av.header {
+                        edits.push(header(VIRUS_SCANNED, scanned_by().await));
+                    }
+                    AvStep {
+                        verdict: None,
+                        edits,
+                        note: format!("{note}; tagged"),
+                    }
+                }
+            }
+        }
+        Outcome::Oversize { size } => {
+            let note = format!(
+                "clamav=skipped ({size} bytes, over antivirus.max_size {})",
+                scanner.max_size()
+            );
+            let text = format!(
+                "mailwarden: message too large to scan for viruses ({size} bytes, limit {})",
+                scanner.max_size()
+            );
+            match av.on_oversize {
+                OnOversize::Accept => AvStep {
+                    verdict: None,
+                    edits: vec![header(VIRUS_SCANNED, "skipped (size)".into())],
+                    note,
+                },
+                OnOversize::Tempfail => AvStep {
+                    verdict: Some(tempfail_reply(452, "4.3.4", text)),
+                    edits: Vec::new(),
+                    note: format!("{note}; tempfailed"),
+                },
+                OnOversize::Reject => AvStep {
+                    verdict: Some(reply(552, "5.3.4", text)),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+            }
+        }
+        Outcome::Error(e) => {
+            warn!(
+                queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+                clamd = %scanner.addr(),
+                class = e.class.as_str(),
+                action = ?av.on_error,
+                "virus scan failed: {}",
+                e.detail
+            );
+            let note = format!("clamav=error ({e})");
+            match av.on_error {
+                OnScanError::Tempfail => AvStep {
+                    verdict: Some(tempfail_reply(
+                        451,
+                        "4.7.1",
+                        "mailwarden: virus scan failed, try again later".into(),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; tempfailed"),
+                },
+                OnScanError::Accept => AvStep {
+                    verdict: None,
+                    edits: vec![header(VIRUS_SCANNED, "error".into())],
+                    note: format!("{note}; accepted unscanned"),
+                },
+                OnScanError::Reject => AvStep {
+                    verdict: Some(reply(
+                        554,
+                        "5.7.1",
+                        "mailwarden: the message could not be scanned for viruses".into(),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+            }
+        }
+    }
+}
+
+fn tempfail_reply(code: u16, status: &str, text: String) -> Verdict {
+    SmtpReply::new(code, status, &[text])
+        .map(Verdict::Tempfail)
+        .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
+}
+
+/// Deletes every header with one of these names, last first so the occurrence
+/// numbers stay right.
+fn remove_ours(tx: &Transaction, names: &[&str]) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    for name in names {
+        let count = tx
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count() as u32;
+        edits.extend((1..=count).rev().map(|occurrence| Edit::DeleteHeader {
+            name: (*name).to_owned(),
+            occurrence,
+        }));
+    }
+    edits
 }
 
 /// Lesson 1 from our peers: a body that Postfix may still rewrite after we signed

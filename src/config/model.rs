@@ -18,6 +18,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub inbound: InboundConfig,
     pub signing: SigningConfig,
+    /// `None`: no `[antivirus]` section, no scanning.
+    pub antivirus: Option<AntivirusConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,4 +149,82 @@ pub struct SigningKeyConfig {
 pub struct SigningConfig {
     pub keys: Vec<SigningKeyConfig>,
     pub on_error: OnSignError,
+}
+
+/// Where clamd listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdAddr {
+    /// `tcp:HOST:PORT`; HOST may be a name (resolved at each connection).
+    Tcp(String),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ClamdAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClamdAddr::Tcp(hp) => write!(f, "tcp:{hp}"),
+            ClamdAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// What happens to a message clamd found a virus in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInfected {
+    /// 554 5.7.1 naming the signature.
+    Reject,
+    /// Accept and drop.
+    Discard,
+    /// Postfix's hold queue, with the signature in the reason.
+    Quarantine,
+    /// Deliver with `X-Virus-Status: Infected (NAME)`.
+    Tag,
+}
+
+/// What happens when clamd cannot give a verdict (down, timed out, an error reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnScanError {
+    /// 451: Postfix's client retries later. Nothing passes unscanned.
+    Tempfail,
+    /// Deliver with `X-Virus-Scanned: error` and a warning in the log.
+    Accept,
+    /// 554 5.7.1.
+    Reject,
+}
+
+/// What happens to a message larger than `antivirus.max_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOversize {
+    /// Deliver unscanned with `X-Virus-Scanned: skipped (size)`.
+    Accept,
+    Tempfail,
+    /// 552 5.3.4.
+    Reject,
+}
+
+/// What is sent to clamd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanMode {
+    /// The whole message as received; clamd decodes MIME and archives itself.
+    Message,
+    /// Each decoded attachment as its own stream, so a verdict names the file.
+    Attachments,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AntivirusConfig {
+    pub clamd: ClamdAddr,
+    pub on_infected: OnInfected,
+    pub on_error: OnScanError,
+    pub on_oversize: OnOversize,
+    /// Never send more than this to clamd.
+    pub max_size: usize,
+    pub max_concurrent_scans: u32,
+    pub connect_timeout: Duration,
+    /// The whole scan: waiting for a free slot, connecting, sending, the verdict.
+    pub scan_timeout: Duration,
+    pub mode: ScanMode,
+    /// Add `X-Virus-Scanned` to scanned mail.
+    pub header: bool,
 }

@@ -28,7 +28,7 @@ struct RawConfig {
     dns: Option<RawDns>,
     inbound: Option<RawInbound>,
     signing: Option<super::signing::RawSigning>,
-    antivirus: S<toml::Value>,
+    antivirus: S<super::antivirus::RawAntivirus>,
     rules: S<toml::Value>,
 }
 
@@ -117,14 +117,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, raw: S<String>, key: &str, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, raw: S<String>, key: &str, default: Duration) -> Duration {
         self.value(raw, key, default, |t| match parse_duration(t)? {
             d if d.is_zero() => Err("must be longer than zero".to_owned()),
             d => Ok(d),
         })
     }
 
-    fn size(&mut self, raw: S<String>, key: &str, default: usize, min: usize) -> usize {
+    pub(super) fn size(&mut self, raw: S<String>, key: &str, default: usize, min: usize) -> usize {
         self.value(raw, key, default, |t| {
             let n = usize::try_from(parse_size(t)?).map_err(|_| "too large".to_owned())?;
             if n < min {
@@ -135,7 +135,13 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn integer(&mut self, raw: S<i64>, key: &str, default: u32, range: Range<i64>) -> u32 {
+    pub(super) fn integer(
+        &mut self,
+        raw: S<i64>,
+        key: &str,
+        default: u32,
+        range: Range<i64>,
+    ) -> u32 {
         match raw {
             None => default,
             Some(v) if range.contains(v.get_ref()) => *v.get_ref() as u32,
@@ -211,20 +217,21 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
         source,
         errors: Vec::new(),
     };
-    for (section, value) in [("antivirus", &raw.antivirus), ("rules", &raw.rules)] {
-        if let Some(v) = value {
-            c.error(
-                Some(v.span()),
-                section,
-                "not available in this version of mailwarden yet; remove it (mail would otherwise pass without it)",
-            );
-        }
+    if let Some(v) = &raw.rules {
+        c.error(
+            Some(v.span()),
+            "rules",
+            "not available in this version of mailwarden yet; remove it (mail would otherwise pass without it)",
+        );
     }
     let server = check_server(&mut c, raw.server.unwrap_or_default());
     let log = check_log(&mut c, raw.log.unwrap_or_default());
     let dns = check_dns(&mut c, raw.dns.unwrap_or_default());
     let inbound = check_inbound(&mut c, raw.inbound.unwrap_or_default());
     let signing = super::signing::check_signing(&mut c, raw.signing.unwrap_or_default(), file);
+    let antivirus = raw
+        .antivirus
+        .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
     if c.errors.is_empty() {
         Ok(Config {
             source: file.map(PathBuf::from),
@@ -233,6 +240,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             dns,
             inbound,
             signing,
+            antivirus,
         })
     } else {
         Err(ConfigErrors(c.errors))

@@ -67,6 +67,16 @@ fn shipped_sample_config_parses_and_documents_the_defaults() {
             {
                 rest
             }
+            // A commented-out optional section: its keys follow it.
+            Some(rest)
+                if rest.starts_with('[')
+                    && rest.ends_with(']')
+                    && rest[1..rest.len() - 1]
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                rest
+            }
             _ => l,
         })
         .collect::<Vec<_>>()
@@ -80,6 +90,11 @@ fn shipped_sample_config_parses_and_documents_the_defaults() {
         all.inbound.trusted_networks,
         defaults.inbound.trusted_networks
     );
+    let only_clamd = parse_str("[antivirus]\nclamd = \"tcp:127.0.0.1:3310\"\n", None)
+        .unwrap()
+        .antivirus;
+    assert!(only_clamd.is_some());
+    assert_eq!(all.antivirus, only_clamd);
 }
 
 #[test]
@@ -92,6 +107,7 @@ fn a_bogus_key_is_refused_in_every_table() {
         "[inbound]\n",
         "[signing]\n",
         "[[signing.keys]]\ndomain = \"a.test\"\nselector = \"s\"\nkey_file = \"k\"\n",
+        "[antivirus]\nclamd = \"tcp:127.0.0.1:3310\"\n",
     ] {
         let source = format!("{table}bogus_key = 1\n");
         let errs = errors(&source);
@@ -203,11 +219,6 @@ selector = "x"
 
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
-    let errs = errors("[antivirus]\nclamd = \"tcp:127.0.0.1:3310\"\n");
-    assert!(
-        errs[0].starts_with("/etc/mw.toml:1:1: antivirus: not available"),
-        "{errs:?}"
-    );
     let errs = errors("[[rules]]\nname = \"x\"\n");
     assert!(errs[0].contains("rules: not available"), "{errs:?}");
 }
@@ -255,4 +266,55 @@ trusted_networks = ["192.0.2.0/24", "2001:db8::1"]
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.dns.nameservers[0].port(), 5353);
     assert_eq!(c.inbound.trusted_networks[1].prefix_len(), 128);
+}
+
+#[test]
+fn antivirus_defaults_and_errors() {
+    let c = parse_str(
+        "[antivirus]\nclamd = \"unix:/run/clamav/clamd.ctl\"\n",
+        None,
+    )
+    .unwrap();
+    let av = c.antivirus.unwrap();
+    assert_eq!(av.clamd, ClamdAddr::Unix("/run/clamav/clamd.ctl".into()));
+    assert_eq!(
+        (av.on_infected, av.on_error, av.on_oversize, av.mode),
+        (
+            OnInfected::Reject,
+            OnScanError::Tempfail,
+            OnOversize::Accept,
+            ScanMode::Message
+        )
+    );
+    assert_eq!(av.max_size, 25 << 20);
+    assert_eq!(av.max_concurrent_scans, 10);
+    assert!(av.scan_timeout < c.server.eom_timeout && av.header);
+    assert!(built_in().antivirus.is_none());
+
+    let source = r#"
+[server]
+max_message_size = "10MiB"
+
+[antivirus]
+on_infected = "delete"
+on_error = "ignore"
+on_oversize = "skip"
+max_size = "20MiB"
+max_concurrent_scans = 0
+scan_timeout = "300s"
+scan = "parts"
+"#;
+    assert_exactly(
+        &errors(source),
+        &[
+            "/etc/mw.toml:5:1: antivirus.clamd: is required",
+            "/etc/mw.toml:6:15: antivirus.on_infected: \"delete\" is not an action",
+            "/etc/mw.toml:7:12: antivirus.on_error: \"ignore\" is not an action",
+            "/etc/mw.toml:8:15: antivirus.on_oversize: \"skip\" is not an action",
+            "/etc/mw.toml:9:12: antivirus.max_size: is larger than server.max_message_size",
+            "/etc/mw.toml:10:24: antivirus.max_concurrent_scans: 0 is out of range",
+            "/etc/mw.toml:11:16: antivirus.scan_timeout: must be shorter than server.eom_timeout",
+            "/etc/mw.toml:12:8: antivirus.scan: \"parts\" is not a scan mode",
+        ],
+    );
 }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod clamd;
 pub mod knot;
 pub mod mailwarden;
 pub mod postfix;

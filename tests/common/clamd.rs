@@ -1,0 +1,185 @@
+//! A private clamd on a loopback TCP port and a unix socket, with a signature
+//! database the harness writes itself (freshclam cannot download here): an MD5
+//! signature for the EICAR test file (`Win.Test.EICAR_HDB-1`) and a body pattern for
+//! the EICAR string anywhere (`Win.Test.EICAR_NDB-1`). Also a fake clamd that
+//! accepts connections and never answers.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, read_text, wait_for};
+
+/// The EICAR anti-virus test file (68 bytes), assembled so that this source file is
+/// not itself flagged by a scanner.
+pub fn eicar() -> Vec<u8> {
+    [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    ]
+    .concat()
+    .into_bytes()
+}
+
+pub struct Clamd {
+    dir: PathBuf,
+    pub port: u16,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Clamd {
+    /// Starts clamd and waits (up to 60 s: loading signatures takes a few seconds)
+    /// until it answers PING on both listeners. `stream_max` is clamd's
+    /// `StreamMaxLength`.
+    pub fn start(dir: &Path, stream_max: &str) -> Clamd {
+        let dir = dir.join("clamd");
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).expect("create clamd dirs");
+        let eicar = eicar();
+        let md5 = Command::new("md5sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(&eicar)?;
+                c.wait_with_output()
+            })
+            .expect("md5sum");
+        let md5 = String::from_utf8_lossy(&md5.stdout)
+            .split_whitespace()
+            .next()
+            .expect("md5sum output")
+            .to_owned();
+        std::fs::write(
+            db.join("test.hdb"),
+            format!("{md5}:{}:Win.Test.EICAR_HDB-1\n", eicar.len()),
+        )
+        .expect("write hdb");
+        let hex: String = eicar.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(
+            db.join("test.ndb"),
+            format!("Win.Test.EICAR_NDB-1:0:*:{hex}\n"),
+        )
+        .expect("write ndb");
+        let mut clamd = Clamd {
+            port: free_port(),
+            socket: dir.join("clamd.sock"),
+            dir,
+            child: None,
+        };
+        let conf = format!(
+            "DatabaseDirectory {db}\nTCPSocket {port}\nTCPAddr 127.0.0.1\nLocalSocket {sock}\n\
+             Foreground yes\nLogFile {dir}/clamd.log\nLogTime yes\nUser root\n\
+             StreamMaxLength {stream_max}\nMaxThreads 8\nPidFile {dir}/clamd.pid\n",
+            db = db.display(),
+            port = clamd.port,
+            sock = clamd.socket.display(),
+            dir = clamd.dir.display(),
+        );
+        std::fs::write(clamd.dir.join("clamd.conf"), conf).expect("write clamd.conf");
+        clamd.run();
+        clamd
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("clamd")
+            .arg("-c")
+            .arg(self.dir.join("clamd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clamd");
+        self.child = Some(child);
+        let ready = wait_for(Duration::from_secs(60), || {
+            (ping_tcp(self.port) && ping_unix(&self.socket)).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "clamd did not answer; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        read_text(&self.dir.join("clamd.log"))
+    }
+
+    /// `tcp:127.0.0.1:PORT` for `[antivirus] clamd`.
+    pub fn tcp(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.port)
+    }
+
+    pub fn unix(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Starts it again on the same port and socket, after `stop`.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ping_tcp(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .ok()
+        .is_some_and(ping)
+}
+
+fn ping_unix(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path)
+        .ok()
+        .is_some_and(ping)
+}
+
+fn ping<S: std::io::Read + std::io::Write>(mut s: S) -> bool {
+    let mut reply = Vec::new();
+    s.write_all(b"zPING\0").is_ok() && s.read_to_end(&mut reply).is_ok() && reply == b"PONG\0"
+}
+
+/// A "clamd" that accepts every connection, reads what it is sent, and never
+/// answers: the hung-scanner case. Lives as long as the returned value.
+pub struct SilentClamd {
+    pub port: u16,
+    _listener: std::thread::JoinHandle<()>,
+}
+
+impl SilentClamd {
+    pub fn start() -> SilentClamd {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let handle = std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let mut sink = [0u8; 65536];
+                    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+                    // Keep the connection open after the client is done sending.
+                    std::thread::sleep(Duration::from_secs(600));
+                });
+            }
+        });
+        SilentClamd {
+            port,
+            _listener: handle,
+        }
+    }
+}
