@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use mailwarden::config::ClamdAddr;
 use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
 use mailwarden::milter::response::Response;
 use mailwarden::milter::stream::Stream;
+use mailwarden::scan::clamd::{self, Connection, Reply};
 
 /// The same allocator as the daemon, so the load generator takes as little of a
 /// shared machine as it can.
@@ -68,6 +70,10 @@ struct Args {
     /// MAIL FROM address.
     #[arg(long, default_value = "sender@load.test")]
     mail_from: String,
+    /// Send each message straight to this clamd (tcp:HOST:PORT or unix:PATH) with
+    /// INSTREAM instead of through a milter: the yardstick for the antivirus step.
+    #[arg(long)]
+    clamd: Option<String>,
     /// Threads generating load: 0 for one per core, 1 for a single thread (leaves
     /// more of a shared machine to the daemon under test)
     #[arg(long, default_value_t = 0)]
@@ -200,7 +206,10 @@ fn report(args: &Args, corpus: &[SplitMessage], t: &mut Tally, elapsed: f64) {
         })
         .sum::<usize>()
         / corpus.len().max(1);
-    println!("target            {}", args.target);
+    match &args.clamd {
+        Some(clamd) => println!("target            {clamd} (INSTREAM, no milter)"),
+        None => println!("target            {}", args.target),
+    }
     println!(
         "connections       {} ({} messages each, then reconnect)",
         args.connections, args.per_connection
@@ -244,6 +253,9 @@ async fn worker(
     measure_from: Instant,
     stop: Instant,
 ) -> Tally {
+    if let Some(addr) = &args.clamd {
+        return clamd_worker(id, addr, corpus, measure_from, stop).await;
+    }
     let mut tally = Tally::default();
     let mut next = id % corpus.len();
     let mut queue_seq = 0u64;
@@ -286,6 +298,86 @@ async fn worker(
         let _ = mta.quit().await;
     }
     tally
+}
+
+/// One connection's worth of INSTREAM scans, each message as the milter would have
+/// assembled it (header lines with CRLF, the body), one clamd connection per scan as
+/// mailwarden does.
+async fn clamd_worker(
+    id: usize,
+    addr: &str,
+    corpus: &[SplitMessage],
+    measure_from: Instant,
+    stop: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let addr = match addr
+        .strip_prefix("unix:")
+        .map(|p| ClamdAddr::Unix(p.into()))
+        .or_else(|| {
+            addr.strip_prefix("tcp:")
+                .map(|hp| ClamdAddr::Tcp(hp.into()))
+        }) {
+        Some(a) => a,
+        None => {
+            tally.errors += 1;
+            tally.first_error = Some(format!("--clamd {addr:?}: use tcp:HOST:PORT or unix:PATH"));
+            return tally;
+        }
+    };
+    let raw: Vec<Vec<u8>> = corpus.iter().map(assemble).collect();
+    let mut next = id % raw.len();
+    while Instant::now() < stop {
+        let began = Instant::now();
+        let connection = Connection {
+            addr: &addr,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let result =
+            clamav_client::tokio::scan_buffer(&raw[next], connection, Some(clamd::CHUNK)).await;
+        match result.map(|r| clamd::parse_reply(&r)) {
+            Ok(reply @ (Reply::Clean | Reply::Found(_))) => {
+                if began >= measure_from {
+                    tally
+                        .latencies_us
+                        .push(began.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    if reply != Reply::Clean {
+                        tally.rejected += 1;
+                    }
+                }
+            }
+            Ok(other) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(format!("clamd: {other:?}"));
+            }
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(format!("clamd: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        next = (next + 1) % raw.len();
+    }
+    tally
+}
+
+/// The message as header lines (CRLF) and body, as the milter side rebuilds it.
+fn assemble(m: &SplitMessage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.body.len() + 4096);
+    for (name, value) in &m.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        for (i, line) in value.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(line);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&m.body);
+    out
 }
 
 async fn send_message(

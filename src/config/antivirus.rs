@@ -105,22 +105,13 @@ pub(super) fn check_antivirus(
         "antivirus.connect_timeout",
         Duration::from_secs(5),
     );
-    let scan_span = raw.scan_timeout.as_ref().map(Spanned::span);
-    let scan_timeout = c.duration(
+    let scan_timeout = c.duration_within_eom(
         raw.scan_timeout,
         "antivirus.scan_timeout",
         Duration::from_secs(120),
+        server.eom_timeout,
+        "so a slow clamd ends in on_error and not in Postfix's own time-out",
     );
-    if scan_timeout >= server.eom_timeout {
-        c.error(
-            scan_span,
-            "antivirus.scan_timeout",
-            format!(
-                "must be shorter than server.eom_timeout ({}s), so a slow clamd ends in on_error and not in Postfix's own time-out",
-                server.eom_timeout.as_secs()
-            ),
-        );
-    }
     AntivirusConfig {
         clamd,
         on_infected,

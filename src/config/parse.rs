@@ -124,6 +124,31 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// A duration that must stay below `server.eom_timeout` (`eom`); `why` ends the
+    /// error message.
+    pub(super) fn duration_within_eom(
+        &mut self,
+        raw: S<String>,
+        key: &str,
+        default: Duration,
+        eom: Duration,
+        why: &str,
+    ) -> Duration {
+        let span = raw.as_ref().map(Spanned::span);
+        let d = self.duration(raw, key, default);
+        if d >= eom {
+            self.error(
+                span,
+                key,
+                format!(
+                    "must be shorter than server.eom_timeout ({}s), {why}",
+                    eom.as_secs()
+                ),
+            );
+        }
+        d
+    }
+
     pub(super) fn size(&mut self, raw: S<String>, key: &str, default: usize, min: usize) -> usize {
         self.value(raw, key, default, |t| {
             let n = usize::try_from(parse_size(t)?).map_err(|_| "too large".to_owned())?;
@@ -276,19 +301,13 @@ fn check_server(c: &mut Checker, raw: RawServer) -> ServerConfig {
         "server.eom_timeout",
         Duration::from_secs(250),
     );
-    let progress_span = raw.progress_interval.as_ref().map(Spanned::span);
-    let progress_interval = c.duration(
+    let progress_interval = c.duration_within_eom(
         raw.progress_interval,
         "server.progress_interval",
         Duration::from_secs(10),
+        eom_timeout,
+        "or Postfix never hears that we are still working",
     );
-    if progress_interval >= eom_timeout {
-        c.error(
-            progress_span,
-            "server.progress_interval",
-            "must be shorter than server.eom_timeout, or Postfix never hears that we are still working",
-        );
-    }
     ServerConfig {
         listen,
         socket_mode,
