@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::decision::{Edit, Verdict};
 use crate::milter::client::SplitMessage;
 use crate::pipeline::{Findings, Pipeline};
+use crate::policy::Check;
 use crate::scan::Outcome;
 use crate::transaction::{Client, EnvelopeAddress, HeaderField, Macros, Transaction};
 
@@ -139,6 +140,31 @@ pub fn text(f: &Findings) -> String {
         }
     }
     out.push_str(&format!("antivirus: {}\n", scan_text(f.scan.as_ref())));
+    if let Some(eval) = &f.policy {
+        out.push_str("rules:\n");
+        for t in &eval.trace {
+            let mode = if t.monitor { " [monitor]" } else { "" };
+            match &t.check {
+                None => out.push_str(&format!(
+                    "  {}{mode}: not evaluated (an earlier rule stopped)\n",
+                    t.name
+                )),
+                Some(check) => {
+                    out.push_str(&format!(
+                        "  {}{mode}: {}{}\n",
+                        t.name,
+                        if check.matched { "MATCHED" } else { "no match" },
+                        if t.actions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" -> {}", t.actions.join("; "))
+                        }
+                    ));
+                    check_text(check, 2, &mut out);
+                }
+            }
+        }
+    }
     out.push_str("edits:\n");
     for e in &f.decision.edits {
         out.push_str(&format!("  {}\n", edit_text(e).replace("\n", "\n    ")));
@@ -146,6 +172,26 @@ pub fn text(f: &Findings) -> String {
     out.push_str(&format!("verdict: {}\n", verdict_text(&f.decision.verdict)));
     out.push_str(&format!("reason: {}\n", f.decision.reason));
     out
+}
+
+fn check_text(check: &Check, depth: usize, out: &mut String) {
+    out.push_str(&format!(
+        "{}{} {}\n",
+        "  ".repeat(depth),
+        if check.matched { "+" } else { "-" },
+        check.why
+    ));
+    for child in &check.children {
+        check_text(child, depth + 1, out);
+    }
+}
+
+fn check_json(check: &Check) -> Value {
+    json!({
+        "matched": check.matched,
+        "why": check.why,
+        "conditions": check.children.iter().map(check_json).collect::<Vec<_>>(),
+    })
 }
 
 fn scan_text(outcome: Option<&Outcome>) -> String {
@@ -212,6 +258,15 @@ pub fn json(f: &Findings) -> Value {
         "dmarc_policy": disposition,
         "authentication_results": auth_header,
         "antivirus": f.scan.as_ref().map(|_| scan_text(f.scan.as_ref())),
+        "rules": f.policy.as_ref().map(|eval| eval.trace.iter().map(|t| json!({
+            "name": t.name,
+            "monitor": t.monitor,
+            "evaluated": t.check.is_some(),
+            "matched": t.check.as_ref().is_some_and(|c| c.matched),
+            "actions": t.actions,
+            "check": t.check.as_ref().map(check_json),
+        })).collect::<Vec<_>>()),
+        "decided_by": f.policy.as_ref().and_then(|e| e.decision.as_ref().map(|(_, rule)| rule.clone())),
         "edits": f.decision.edits.iter().map(edit_text).collect::<Vec<_>>(),
         "verdict": f.decision.verdict.label(),
         "reply_code": code,

@@ -12,6 +12,7 @@ pub mod milter;
 pub mod observe;
 pub mod panic_guard;
 pub mod pipeline;
+pub mod policy;
 pub mod reply;
 pub mod scan;
 pub mod shutdown;

@@ -18,6 +18,7 @@ use crate::decision::{Decision, Edit, Verdict, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
+use crate::policy::{self, Action, Evaluation, Facts, Rule};
 use crate::reply::SmtpReply;
 use crate::scan::{Outcome, Scanner, Streams};
 use crate::sign::{self, Signed, Signer};
@@ -36,6 +37,9 @@ pub struct Pipeline {
     signer: Arc<Signer>,
     on_sign_error: OnSignError,
     antivirus: Option<(AntivirusConfig, Arc<Scanner>)>,
+    rules: Vec<Rule>,
+    rules_need_content: bool,
+    policy_monitor: bool,
 }
 
 /// Everything the pipeline found out about one message, for the decision and for
@@ -45,6 +49,8 @@ pub struct Findings {
     pub auth: Option<AuthReport>,
     /// What clamd found, when `[antivirus]` is configured and the message got that far.
     pub scan: Option<Outcome>,
+    /// Every rule's verdict, when rules are configured.
+    pub policy: Option<Evaluation>,
     pub decision: Decision,
 }
 
@@ -61,6 +67,9 @@ impl Pipeline {
                 .antivirus
                 .as_ref()
                 .map(|av| (av.clone(), Arc::new(Scanner::new(av)))),
+            rules: config.rules.clone(),
+            rules_need_content: config.rules.iter().any(|r| r.when.needs_content()),
+            policy_monitor: config.policy_monitor,
         })
     }
 
@@ -69,7 +78,9 @@ impl Pipeline {
         let direction = Direction::of(tx, &self.inbound);
         let mut edits = auth::remove_forged(tx, self.verifier.authserv_id());
         let mut auth = None;
+        // What DMARC and the antivirus step ask for on their own; rules may override.
         let mut verdict = Verdict::Accept;
+        let mut held = Vec::new();
         let mut reason = direction.to_string();
         if let Direction::Inbound(ip) = direction {
             let mut message = tx.header_block();
@@ -92,7 +103,7 @@ impl Pipeline {
                         name: auth::HEADER.to_owned(),
                         value: report.header_value(self.verifier.authserv_id()),
                     });
-                    edits.extend(quarantine);
+                    held.extend(quarantine);
                     if let Some(why) = dmarc_note(&report) {
                         reason = format!("{reason}; {why}");
                     }
@@ -109,6 +120,7 @@ impl Pipeline {
                         direction,
                         auth,
                         scan: None,
+                        policy: None,
                         decision: Decision::tempfail(format!("DNS failure: {dns}")),
                     };
                 }
@@ -116,29 +128,80 @@ impl Pipeline {
             auth = Some(report);
         }
         let mut scan = None;
+        // A message DMARC already refuses is scanned only when rules could use the
+        // result (and could overturn the refusal).
         if let Some((av, scanner)) = &self.antivirus
-            && verdict == Verdict::Accept
+            && (verdict == Verdict::Accept || !self.rules.is_empty())
         {
             edits.extend(remove_ours(tx, &[VIRUS_SCANNED, VIRUS_STATUS]));
             let outcome = scan_message(tx, av, scanner).await;
             let step = antivirus_step(tx, av, scanner, &outcome).await;
             reason = format!("{reason}; {}", step.note);
-            edits.extend(step.edits);
+            for e in step.edits {
+                match e {
+                    Edit::Quarantine { .. } => held.push(e),
+                    other => edits.push(other),
+                }
+            }
+            if verdict == Verdict::Accept
+                && let Some(v) = step.verdict
+            {
+                verdict = v;
+            }
             scan = Some(outcome);
-            if let Some(v) = step.verdict {
-                return Findings {
-                    direction,
-                    auth,
-                    scan,
-                    decision: Decision {
-                        edits,
-                        verdict: v,
-                        reason,
-                    },
+        }
+        let mut policy = None;
+        if !self.rules.is_empty() {
+            let facts = Facts::gather(
+                tx,
+                &direction,
+                auth.as_ref(),
+                scan.as_ref(),
+                self.rules_need_content,
+            );
+            let evaluation = policy::evaluate(&self.rules, &facts, self.policy_monitor);
+            if let Some((action, rule)) = &evaluation.decision {
+                reason = format!("{reason}; rule {rule} decided: {}", action.describe());
+                held.clear();
+                verdict = match action {
+                    Action::Reject(r) => Verdict::Reject(r.clone()),
+                    Action::Tempfail(r) => Verdict::Tempfail(r.clone()),
+                    Action::Discard => Verdict::Discard,
+                    Action::Quarantine(why) => {
+                        held.push(Edit::Quarantine {
+                            reason: format!("{why} (rule {rule})"),
+                        });
+                        Verdict::Accept
+                    }
+                    _ => Verdict::Accept,
                 };
             }
+            for (action, rule) in &evaluation.changes {
+                reason = format!("{reason}; rule {rule}: {}", action.describe());
+            }
+            if evaluation.decision.is_none() {
+                let matched = evaluation.matched();
+                reason = if matched.is_empty() {
+                    format!("{reason}; no rule matched")
+                } else {
+                    format!(
+                        "{reason}; rules matched, none decided: {}",
+                        matched.join(", ")
+                    )
+                };
+            }
+            for would in &evaluation.monitored {
+                reason = format!("{reason}; monitor {would}");
+            }
+            if verdict == Verdict::Accept {
+                edits.extend(policy::edits_for(&evaluation.changes, &tx.headers));
+            }
+            policy = Some(evaluation);
         }
-        if self.trace_header {
+        if verdict == Verdict::Accept {
+            edits.append(&mut held);
+        }
+        if verdict == Verdict::Accept && self.trace_header {
             let queue_id = tx.queue_id().unwrap_or_else(|| "unknown".to_owned());
             edits.push(Edit::AddHeader {
                 name: TRACE_HEADER.to_owned(),
@@ -160,6 +223,7 @@ impl Pipeline {
                         direction,
                         auth,
                         scan,
+                        policy,
                         decision: Decision::tempfail(format!("cannot sign: {why}")),
                     };
                 }
@@ -176,6 +240,7 @@ impl Pipeline {
             direction,
             auth,
             scan,
+            policy,
             decision: Decision {
                 edits,
                 verdict,
@@ -237,6 +302,12 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    fn rules_add_recipients(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.then.iter().any(|a| matches!(a, Action::AddRecipient(_))))
+    }
+
     /// The `DKIM-Signature` insertions for an outbound message, and a note for the
     /// log; `Err` when it cannot be signed.
     fn sign(&self, tx: &Transaction, edits: &[Edit]) -> Result<(Vec<Edit>, String), String> {
@@ -519,7 +590,12 @@ impl Filter for Pipeline {
             // quarantine.
             actions: Actions::ADD_HEADERS
                 .union(Actions::CHANGE_HEADERS)
-                .union(Actions::QUARANTINE),
+                .union(Actions::QUARANTINE)
+                .union(if self.rules_add_recipients() {
+                    Actions::ADD_RCPT
+                } else {
+                    Actions::empty()
+                }),
             headers: true,
             body: BodyNeed::Whole,
         }

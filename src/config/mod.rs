@@ -6,6 +6,7 @@ mod error;
 mod model;
 mod parse;
 mod reload;
+mod rules;
 mod signing;
 mod units;
 

@@ -20,6 +20,10 @@ pub struct Config {
     pub signing: SigningConfig,
     /// `None`: no `[antivirus]` section, no scanning.
     pub antivirus: Option<AntivirusConfig>,
+    /// `[[rules]]`, in order.
+    pub rules: Vec<crate::policy::Rule>,
+    /// `[policy] mode = "monitor"`: every rule only logs what it would do.
+    pub policy_monitor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

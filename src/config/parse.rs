@@ -29,7 +29,8 @@ struct RawConfig {
     inbound: Option<RawInbound>,
     signing: Option<super::signing::RawSigning>,
     antivirus: S<super::antivirus::RawAntivirus>,
-    rules: S<toml::Value>,
+    policy: Option<super::rules::RawPolicy>,
+    rules: Option<Vec<Spanned<super::rules::RawRule>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -242,13 +243,6 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
         source,
         errors: Vec::new(),
     };
-    if let Some(v) = &raw.rules {
-        c.error(
-            Some(v.span()),
-            "rules",
-            "not available in this version of mailwarden yet; remove it (mail would otherwise pass without it)",
-        );
-    }
     let server = check_server(&mut c, raw.server.unwrap_or_default());
     let log = check_log(&mut c, raw.log.unwrap_or_default());
     let dns = check_dns(&mut c, raw.dns.unwrap_or_default());
@@ -257,6 +251,8 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let antivirus = raw
         .antivirus
         .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
+    let policy_monitor = super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
+    let rules = super::rules::check_rules(&mut c, raw.rules.unwrap_or_default(), file);
     if c.errors.is_empty() {
         Ok(Config {
             source: file.map(PathBuf::from),
@@ -266,6 +262,8 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             inbound,
             signing,
             antivirus,
+            rules,
+            policy_monitor,
         })
     } else {
         Err(ConfigErrors(c.errors))

@@ -218,12 +218,6 @@ selector = "x"
 }
 
 #[test]
-fn features_not_built_yet_are_refused_not_ignored() {
-    let errs = errors("[[rules]]\nname = \"x\"\n");
-    assert!(errs[0].contains("rules: not available"), "{errs:?}");
-}
-
-#[test]
 fn syntax_and_type_errors_have_positions() {
     let errs = errors("[server]\nlisten = \"inet:127.0.0.1:1\"\n");
     assert!(errs[0].starts_with("/etc/mw.toml:2:10:"), "{errs:?}");
@@ -317,4 +311,73 @@ scan = "parts"
             "/etc/mw.toml:12:8: antivirus.scan: \"parts\" is not a scan mode",
         ],
     );
+}
+
+#[test]
+fn rule_errors_name_the_rule_and_the_field() {
+    let source = r#"
+[policy]
+mode = "dry"
+
+[[rules]]
+name = "bad-regex"
+when = { subject = { regex = "(unclosed" } }
+then = { action = "reject" }
+
+[[rules]]
+name = "unknown-condition"
+when = { sender_domian = "x.example" }
+then = { action = "log" }
+
+[[rules]]
+name = "missing-field"
+when = {}
+then = [{ action = "add_header", name = "X-A" }, { action = "explode" }]
+
+[[rules]]
+name = "missing-list"
+when = { sender_domain = { file = "/nonexistent/list.txt" } }
+then = { action = "reject", code = 451 }
+
+[[rules]]
+name = "later"
+when = { rate_limit = "per-user", spf = "maybe" }
+then = { action = "accept" }
+
+[[rules]]
+name = "later"
+when = {}
+then = [{ action = "accept" }, { action = "discard" }]
+"#;
+    let errs = errors(source);
+    let expected = [
+        "/etc/mw.toml:3:8: policy.mode: \"dry\" is not a mode",
+        "/etc/mw.toml:7:8: rules[0] (bad-regex).when.subject: bad regular expression",
+        "/etc/mw.toml:12:8: rules[1] (unknown-condition).when.sender_domian: unknown condition",
+        "/etc/mw.toml:18:8: rules[2] (missing-field).then[0].value: is required for add_header",
+        "/etc/mw.toml:18:8: rules[2] (missing-field).then[1].action: unknown action \"explode\"",
+        "/etc/mw.toml:22:8: rules[3] (missing-list).when.sender_domain: cannot read list file /nonexistent/list.txt",
+        "/etc/mw.toml:23:8: rules[3] (missing-list).then.code: must be a 5xx code for reject",
+        "/etc/mw.toml:27:8: rules[4] (later).when.rate_limit: this condition is not available",
+        "/etc/mw.toml:27:8: rules[4] (later).when.spf: \"maybe\" is not one of",
+        "/etc/mw.toml:31:8: rules[5].name: \"later\" is used by an earlier rule",
+        "/etc/mw.toml:30:1: rules[5] (later).then: has more than one final action",
+    ];
+    assert_exactly(&errs, &expected);
+}
+
+#[test]
+fn reject_text_with_enhanced_code_and_several_lines() {
+    let c = parse_str(
+        "[[rules]]\nname = \"r\"\nwhen = {}\nthen = { action = \"reject\", code = 554, text = [\"5.7.0 first line\", \"second line\"] }\n",
+        None,
+    )
+    .unwrap();
+    let crate::policy::Action::Reject(reply) = &c.rules[0].then[0] else {
+        panic!("{:?}", c.rules[0].then)
+    };
+    assert_eq!(reply.code(), 554);
+    assert_eq!(reply.status().to_string(), "5.7.0");
+    assert_eq!(reply.lines(), ["first line", "second line"]);
+    assert!(c.rules[0].stop, "a final action stops by default");
 }

@@ -1,0 +1,790 @@
+//! `[[rules]]` and `[policy]`: each rule's `when` (conditions) and `then` (actions)
+//! checked and compiled at load time, so a bad regex, an unknown condition, an
+//! action missing a field or a list file that cannot be read is a `check-config`
+//! error naming the rule and the field, never a surprise at the first message.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use super::parse::{Checker, S};
+use super::units::parse_size;
+use crate::policy::rule::AUTH_METHODS;
+use crate::policy::{Action, Condition, Matcher, Pattern, Rule, TextField};
+use crate::reply::SmtpReply;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    mode: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    name: S<String>,
+    when: Option<Spanned<Value>>,
+    then: Option<Spanned<Value>>,
+    stop: Option<bool>,
+    mode: S<String>,
+}
+
+/// Conditions the issue names that are not built yet: refused, never ignored.
+const NOT_YET: &[&str] = &[
+    "url_host",
+    "url_ip_literal",
+    "url_text_mismatch",
+    "disposable_sender",
+    "impersonates",
+    "rate_limit",
+    "zip_member",
+];
+
+/// Returns the global monitor switch.
+pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> bool {
+    c.value(raw.mode, "policy.mode", false, |t| match t {
+        "enforce" => Ok(false),
+        "monitor" => Ok(true),
+        other => Err(format!(
+            "{other:?} is not a mode: use \"enforce\" or \"monitor\" (log what rules would do, change nothing)"
+        )),
+    })
+}
+
+pub(super) fn check_rules(
+    c: &mut Checker<'_>,
+    raw: Vec<Spanned<RawRule>>,
+    config_file: Option<&Path>,
+) -> Vec<Rule> {
+    let base = config_file
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut rules = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, spanned) in raw.into_iter().enumerate() {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let name = match raw.name {
+            Some(n) if !n.get_ref().trim().is_empty() => {
+                let text = n.get_ref().trim().to_owned();
+                if names.contains(&text) {
+                    c.error(
+                        Some(n.span()),
+                        &format!("rules[{i}].name"),
+                        format!("{text:?} is used by an earlier rule; rule names must be unique"),
+                    );
+                }
+                text
+            }
+            other => {
+                c.error(
+                    other.map(|n| n.span()).or(Some(span.clone())),
+                    &format!("rules[{i}].name"),
+                    "is required (it names the rule in logs and explanations)",
+                );
+                format!("#{i}")
+            }
+        };
+        names.push(name.clone());
+        let mut ctx = RuleCtx {
+            c: &mut *c,
+            prefix: format!("rules[{i}] ({name})"),
+            base: &base,
+        };
+        let when = match raw.when {
+            Some(w) => {
+                let span = w.span();
+                ctx.condition_table(w.get_ref(), "when", &span)
+            }
+            None => {
+                ctx.err(
+                    &span,
+                    "when",
+                    "is required (`when = {}` matches every message)",
+                );
+                None
+            }
+        };
+        let then = match raw.then {
+            Some(t) => {
+                let span = t.span();
+                ctx.actions(t.get_ref(), &span, &name)
+            }
+            None => {
+                ctx.err(
+                    &span,
+                    "then",
+                    "is required: one action table or a list of them",
+                );
+                Vec::new()
+            }
+        };
+        let monitor = ctx.c.value(
+            raw.mode,
+            &format!("rules[{i}] ({name}).mode"),
+            false,
+            |t| match t {
+                "enforce" => Ok(false),
+                "monitor" => Ok(true),
+                other => Err(format!(
+                    "{other:?} is not a mode: use \"enforce\" or \"monitor\""
+                )),
+            },
+        );
+        let has_final = then.iter().any(Action::is_final);
+        if then.iter().filter(|a| a.is_final()).count() > 1 {
+            ctx.err(
+                &span,
+                "then",
+                "has more than one final action (accept, reject, tempfail, discard, quarantine)",
+            );
+        }
+        if let Some(when) = when {
+            rules.push(Rule {
+                name,
+                when,
+                then,
+                stop: raw.stop.unwrap_or(has_final),
+                monitor,
+            });
+        }
+    }
+    rules
+}
+
+struct RuleCtx<'c, 'a> {
+    c: &'c mut Checker<'a>,
+    prefix: String,
+    base: &'c Path,
+}
+
+impl RuleCtx<'_, '_> {
+    fn err(&mut self, span: &Range<usize>, field: &str, reason: impl Into<String>) {
+        let key = format!("{}.{field}", self.prefix);
+        self.c.error(Some(span.clone()), &key, reason);
+    }
+
+    /// A `when`-style table: every key is a condition and all must hold.
+    fn condition_table(&mut self, v: &Value, at: &str, span: &Range<usize>) -> Option<Condition> {
+        let Some(table) = v.as_table() else {
+            self.err(
+                span,
+                at,
+                "must be a table of conditions, like { sender_domain = \"example.com\" }",
+            );
+            return None;
+        };
+        let mut all = Vec::new();
+        let mut ok = true;
+        for (key, value) in table {
+            let field = format!("{at}.{key}");
+            match self.condition(key, value, &field, span) {
+                Some(c) => all.push(c),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Condition::All(all))
+    }
+
+    fn condition(
+        &mut self,
+        key: &str,
+        v: &Value,
+        field: &str,
+        span: &Range<usize>,
+    ) -> Option<Condition> {
+        if let Some((_, tf)) = TextField::ALL.iter().find(|(n, _)| *n == key) {
+            let lower_ext = *tf == TextField::AttachmentExt;
+            return self
+                .matcher(v, field, span, lower_ext)
+                .map(|m| Condition::Text(*tf, m));
+        }
+        if let Some(method) = AUTH_METHODS.iter().find(|m| **m == key) {
+            const RESULTS: [&str; 8] = [
+                "pass",
+                "fail",
+                "softfail",
+                "neutral",
+                "none",
+                "temperror",
+                "permerror",
+                "policy",
+            ];
+            return self
+                .words(v, field, span, &RESULTS)
+                .map(|w| Condition::AuthResult(method, w));
+        }
+        match key {
+            "any" => {
+                let Some(list) = v.as_array().filter(|l| !l.is_empty()) else {
+                    self.err(span, field, "must be a non-empty list of condition tables");
+                    return None;
+                };
+                let mut any = Vec::new();
+                for (i, item) in list.iter().enumerate() {
+                    any.push(self.condition_table(item, &format!("{field}[{i}]"), span)?);
+                }
+                Some(Condition::Any(any))
+            }
+            "not" => self
+                .condition_table(v, field, span)
+                .map(|c| Condition::Not(Box::new(c))),
+            "header" => {
+                let Some(t) = v.as_table() else {
+                    self.err(
+                        span,
+                        field,
+                        "must be a table like { name = \"X-Mailer\", regex = \"...\" }",
+                    );
+                    return None;
+                };
+                let Some(name) = t.get("name").and_then(Value::as_str) else {
+                    self.err(span, &format!("{field}.name"), "is required");
+                    return None;
+                };
+                self.header_name(name, field, span)?;
+                let mut rest = t.clone();
+                rest.remove("name");
+                let matcher_value = match rest.remove("value") {
+                    Some(v) if rest.is_empty() => v,
+                    Some(_) => {
+                        self.err(span, field, "give one of value, glob, regex or file");
+                        return None;
+                    }
+                    None => Value::Table(rest),
+                };
+                self.matcher(&matcher_value, field, span, false)
+                    .map(|m| Condition::Header(name.to_owned(), m))
+            }
+            "client_ip" => {
+                let items = self.list_items(v, field, span)?;
+                let mut nets = Vec::new();
+                for item in items {
+                    match parse_net(&item) {
+                        Ok(n) => nets.push(n),
+                        Err(e) => {
+                            self.err(span, field, e);
+                            return None;
+                        }
+                    }
+                }
+                Some(Condition::ClientIp(nets))
+            }
+            "direction" => match v.as_str() {
+                Some("inbound") => Some(Condition::Inbound(true)),
+                Some("outbound") => Some(Condition::Inbound(false)),
+                _ => {
+                    self.err(span, field, "must be \"inbound\" or \"outbound\"");
+                    None
+                }
+            },
+            "size_over" | "size_under" => {
+                let parsed = v.as_str().map(parse_size).or_else(|| {
+                    v.as_integer()
+                        .map(|n| u64::try_from(n).map_err(|e| e.to_string()))
+                });
+                match parsed {
+                    Some(Ok(n)) if key == "size_over" => Some(Condition::SizeOver(n)),
+                    Some(Ok(n)) => Some(Condition::SizeUnder(n)),
+                    Some(Err(e)) => {
+                        self.err(span, field, e);
+                        None
+                    }
+                    None => {
+                        self.err(span, field, "must be a size like \"10MiB\"");
+                        None
+                    }
+                }
+            }
+            "dmarc_policy" => self
+                .words(v, field, span, &["none", "quarantine", "reject"])
+                .map(Condition::DmarcPolicy),
+            "virus" => match v.as_bool() {
+                Some(b) => Some(Condition::Virus(b)),
+                None => {
+                    self.err(span, field, "must be true or false");
+                    None
+                }
+            },
+            k if NOT_YET.contains(&k) => {
+                self.err(
+                    span,
+                    field,
+                    "this condition is not available in this version of mailwarden yet",
+                );
+                None
+            }
+            other => {
+                let known: Vec<&str> = TextField::ALL
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(AUTH_METHODS)
+                    .chain([
+                        "header",
+                        "client_ip",
+                        "direction",
+                        "size_over",
+                        "size_under",
+                        "dmarc_policy",
+                        "virus",
+                        "any",
+                        "not",
+                    ])
+                    .collect();
+                self.err(
+                    span,
+                    field,
+                    format!("unknown condition {other:?}; known: {}", known.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Strings from a string, a list of strings, or `{ file = "..." }`.
+    fn list_items(&mut self, v: &Value, field: &str, span: &Range<usize>) -> Option<Vec<String>> {
+        match v {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(items) => {
+                let strings: Option<Vec<String>> = items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect();
+                if strings.is_none() {
+                    self.err(span, field, "must be a list of strings");
+                }
+                strings
+            }
+            Value::Table(t) if t.len() == 1 && t.contains_key("file") => {
+                let file = t.get("file").and_then(Value::as_str).unwrap_or_default();
+                self.read_list(file, field, span).map(|(_, lines)| lines)
+            }
+            _ => {
+                self.err(
+                    span,
+                    field,
+                    "must be a string, a list of strings or { file = \"...\" }",
+                );
+                None
+            }
+        }
+    }
+
+    /// Lines of a list file (relative to the config file), `#` comments and blank
+    /// lines skipped.
+    fn read_list(
+        &mut self,
+        file: &str,
+        field: &str,
+        span: &Range<usize>,
+    ) -> Option<(PathBuf, Vec<String>)> {
+        let path = self.base.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some((
+                path,
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            Err(e) => {
+                self.err(
+                    span,
+                    field,
+                    format!("cannot read list file {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn words(
+        &mut self,
+        v: &Value,
+        field: &str,
+        span: &Range<usize>,
+        allowed: &[&str],
+    ) -> Option<Vec<String>> {
+        let items = self.list_items(v, field, span)?;
+        for item in &items {
+            if !allowed.contains(&item.as_str()) {
+                self.err(
+                    span,
+                    field,
+                    format!("{item:?} is not one of {}", allowed.join(", ")),
+                );
+                return None;
+            }
+        }
+        Some(items)
+    }
+
+    /// A text matcher: "exact", ["a", "b"], { glob = ... }, { regex = ... },
+    /// { file = "..." } (one entry per line; entries with * or ? are globs).
+    fn matcher(
+        &mut self,
+        v: &Value,
+        field: &str,
+        span: &Range<usize>,
+        extension: bool,
+    ) -> Option<Matcher> {
+        let exact = |s: &str| {
+            let s = if extension {
+                s.trim_start_matches('.').to_ascii_lowercase()
+            } else {
+                s.to_owned()
+            };
+            Pattern::Exact(s)
+        };
+        let Value::Table(t) = v else {
+            let items = self.list_items(v, field, span)?;
+            return Some(Matcher {
+                patterns: items.iter().map(|s| exact(s)).collect(),
+                source: None,
+            });
+        };
+        if t.len() != 1 {
+            self.err(span, field, "give exactly one of glob, regex or file");
+            return None;
+        }
+        let (kind, value) = t.iter().next()?;
+        match kind.as_str() {
+            "file" => {
+                let file = value.as_str().unwrap_or_default();
+                let (path, lines) = self.read_list(file, field, span)?;
+                let mut patterns = Vec::new();
+                for line in lines {
+                    if line.contains(['*', '?']) {
+                        patterns.push(Pattern::Regex(self.compile(&glob(&line), field, span)?));
+                    } else {
+                        patterns.push(exact(&line));
+                    }
+                }
+                Some(Matcher {
+                    patterns,
+                    source: Some(format!("list file {}", path.display())),
+                })
+            }
+            "glob" | "regex" => {
+                let items = self.list_items(value, &format!("{field}.{kind}"), span)?;
+                let mut patterns = Vec::new();
+                for item in items {
+                    let re = if kind == "glob" { glob(&item) } else { item };
+                    patterns.push(Pattern::Regex(self.compile(&re, field, span)?));
+                }
+                Some(Matcher {
+                    patterns,
+                    source: None,
+                })
+            }
+            other => {
+                self.err(
+                    span,
+                    field,
+                    format!("unknown matcher {other:?}: use glob, regex or file"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `Some(())` when `name` can be a header field name; else an error at
+    /// `field.name`.
+    fn header_name(&mut self, name: &str, field: &str, span: &Range<usize>) -> Option<()> {
+        if valid_header_name(name) {
+            return Some(());
+        }
+        self.err(
+            span,
+            &format!("{field}.name"),
+            format!("{name:?} is not a header name"),
+        );
+        None
+    }
+
+    fn compile(&mut self, re: &str, field: &str, span: &Range<usize>) -> Option<Regex> {
+        match RegexBuilder::new(re).size_limit(1 << 20).build() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.err(span, field, format!("bad regular expression {re:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn actions(&mut self, v: &Value, span: &Range<usize>, rule: &str) -> Vec<Action> {
+        let tables: Vec<&Value> = match v {
+            Value::Table(_) => vec![v],
+            Value::Array(list) if !list.is_empty() => list.iter().collect(),
+            _ => {
+                self.err(
+                    span,
+                    "then",
+                    "must be an action table or a non-empty list of them",
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (i, t) in tables.iter().enumerate() {
+            let field = if tables.len() == 1 {
+                "then".to_owned()
+            } else {
+                format!("then[{i}]")
+            };
+            if let Some(a) = self.action(t, &field, span, rule) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    fn action(
+        &mut self,
+        v: &Value,
+        field: &str,
+        span: &Range<usize>,
+        rule: &str,
+    ) -> Option<Action> {
+        let Some(t) = v.as_table() else {
+            self.err(span, field, "must be a table like { action = \"reject\" }");
+            return None;
+        };
+        let Some(kind) = t.get("action").and_then(Value::as_str) else {
+            self.err(span, &format!("{field}.action"), "is required");
+            return None;
+        };
+        let allowed: &[&str] = match kind {
+            "accept" | "discard" => &[],
+            "reject" | "tempfail" => &["code", "text"],
+            "quarantine" => &["reason"],
+            "add_header" | "set_header" => &["name", "value"],
+            "remove_header" => &["name"],
+            "prefix_subject" => &["prefix"],
+            "add_recipient" => &["address"],
+            "log" => &["tag"],
+            "strip_attachments" => {
+                self.err(
+                    span,
+                    &format!("{field}.action"),
+                    "strip_attachments is not available in this version of mailwarden yet",
+                );
+                return None;
+            }
+            other => {
+                self.err(
+                    span,
+                    &format!("{field}.action"),
+                    format!("unknown action {other:?}; known: accept, reject, tempfail, discard, quarantine, add_header, set_header, remove_header, prefix_subject, add_recipient, log"),
+                );
+                return None;
+            }
+        };
+        for key in t.keys() {
+            if key != "action" && !allowed.contains(&key.as_str()) {
+                self.err(
+                    span,
+                    &format!("{field}.{key}"),
+                    format!("is not a field of {kind}"),
+                );
+                return None;
+            }
+        }
+        let text = |name: &str| t.get(name).and_then(Value::as_str).map(str::to_owned);
+        let required = |this: &mut Self, name: &str| {
+            let v = text(name);
+            if v.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                this.err(
+                    span,
+                    &format!("{field}.{name}"),
+                    format!("is required for {kind}"),
+                );
+            }
+            v
+        };
+        match kind {
+            "accept" => Some(Action::Accept),
+            "discard" => Some(Action::Discard),
+            "reject" | "tempfail" => {
+                let reply = self.reply(t, kind, field, span, rule)?;
+                Some(if kind == "reject" {
+                    Action::Reject(reply)
+                } else {
+                    Action::Tempfail(reply)
+                })
+            }
+            "quarantine" => Some(Action::Quarantine(
+                text("reason").unwrap_or_else(|| format!("policy rule {rule}")),
+            )),
+            "add_header" | "set_header" => {
+                let name = required(self, "name")?;
+                let value = required(self, "value")?;
+                self.header_name(&name, field, span)?;
+                if value.contains(['\r', '\n']) || value.len() > 900 {
+                    self.err(
+                        span,
+                        &format!("{field}.value"),
+                        "must be one line of at most 900 characters (mailwarden folds it)",
+                    );
+                    return None;
+                }
+                Some(if kind == "add_header" {
+                    Action::AddHeader(name, value)
+                } else {
+                    Action::SetHeader(name, value)
+                })
+            }
+            "remove_header" => {
+                let name = required(self, "name")?;
+                self.header_name(&name, field, span)?;
+                Some(Action::RemoveHeader(name))
+            }
+            "prefix_subject" => {
+                let prefix = required(self, "prefix")?;
+                if prefix.contains(['\r', '\n']) || prefix.len() > 100 {
+                    self.err(span, &format!("{field}.prefix"), "must be one short line");
+                    return None;
+                }
+                Some(Action::PrefixSubject(prefix))
+            }
+            "add_recipient" => {
+                let address = required(self, "address")?;
+                let valid = address.split_once('@').is_some_and(|(l, d)| {
+                    !l.is_empty()
+                        && !d.is_empty()
+                        && !address.contains(|c: char| c.is_whitespace() || "<>,;\"".contains(c))
+                });
+                if !valid {
+                    self.err(
+                        span,
+                        &format!("{field}.address"),
+                        format!("{address:?} is not a mail address like security@example.com"),
+                    );
+                    return None;
+                }
+                Some(Action::AddRecipient(address))
+            }
+            "log" => Some(Action::Log(text("tag").unwrap_or_else(|| rule.to_owned()))),
+            _ => None,
+        }
+    }
+
+    /// `code` and `text` for reject/tempfail. The text may start with the enhanced
+    /// status code ("5.7.1 not accepted"); a list is a multi-line reply.
+    fn reply(
+        &mut self,
+        t: &toml::Table,
+        kind: &str,
+        field: &str,
+        span: &Range<usize>,
+        rule: &str,
+    ) -> Option<SmtpReply> {
+        let (default_code, default_status) = if kind == "reject" {
+            (550, "5.7.1")
+        } else {
+            (451, "4.7.1")
+        };
+        let code = match t.get("code") {
+            None => default_code,
+            Some(v) => match v.as_integer().and_then(|n| u16::try_from(n).ok()) {
+                Some(c)
+                    if (kind == "reject" && (500..600).contains(&c))
+                        || (kind == "tempfail" && (400..500).contains(&c)) =>
+                {
+                    c
+                }
+                _ => {
+                    self.err(
+                        span,
+                        &format!("{field}.code"),
+                        format!(
+                            "must be a {} code for {kind}",
+                            if kind == "reject" { "5xx" } else { "4xx" }
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        let lines: Vec<String> = match t.get("text") {
+            None => vec![format!("rejected by policy rule {rule}")],
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_str) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(_) => {
+                self.err(
+                    span,
+                    &format!("{field}.text"),
+                    "must be a string or a list of lines",
+                );
+                return None;
+            }
+        };
+        // A leading "5.7.1 " in the first line is the enhanced status code.
+        let (status, mut lines) = match lines[0].split_once(' ') {
+            Some((first, rest))
+                if first.split('.').count() == 3
+                    && first.split('.').all(|p| p.parse::<u16>().is_ok()) =>
+            {
+                let mut l = lines.clone();
+                l[0] = rest.to_owned();
+                (first.to_owned(), l)
+            }
+            _ => (format!("{}{}", code / 100, &default_status[1..]), lines),
+        };
+        if lines.iter().any(|l| l.contains(['\r', '\n'])) {
+            self.err(
+                span,
+                &format!("{field}.text"),
+                "lines must not contain line breaks; give a list for several lines",
+            );
+            return None;
+        }
+        lines.retain(|l| !l.is_empty());
+        if lines.is_empty() {
+            lines.push(format!("rejected by policy rule {rule}"));
+        }
+        match SmtpReply::new(code, &status, &lines) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.err(span, &format!("{field}.text"), e.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 76 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    IpNet::from_str(s)
+        .or_else(|_| std::net::IpAddr::from_str(s).map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or network like 192.0.2.0/24"))
+}
+
+/// A shell-style glob as an anchored, case-insensitive regex: `*` any run, `?` one
+/// character, everything else literal.
+fn glob(pattern: &str) -> String {
+    let mut re = String::from("(?i)^");
+    for ch in pattern.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    re
+}

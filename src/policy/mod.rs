@@ -1,0 +1,429 @@
+//! The rules engine: an ordered list of rules, each a condition over the message's
+//! [`Facts`] and actions, evaluated as a pure function into one outcome plus a trace
+//! that says, rule by rule and condition by condition, what matched and why.
+
+pub mod facts;
+pub mod rule;
+
+pub use facts::{Attachment, Facts};
+pub use rule::{Action, Condition, Matcher, Pattern, Rule, TextField};
+
+use crate::decision::Edit;
+use crate::transaction::HeaderField;
+use facts::domain_of;
+
+/// One condition's verdict, with the reason, nested like the condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub matched: bool,
+    pub why: String,
+    pub children: Vec<Check>,
+}
+
+/// What happened with one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    pub name: String,
+    /// `None` when evaluation had stopped before this rule.
+    pub check: Option<Check>,
+    /// The actions taken (or, in monitor mode, that would have been).
+    pub actions: Vec<String>,
+    pub monitor: bool,
+}
+
+/// The result of evaluating every rule for one message.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub trace: Vec<RuleTrace>,
+    /// The first final action of an enforcing rule, and that rule's name.
+    pub decision: Option<(Action, String)>,
+    /// Non-final actions of enforcing rules, in order, with their rule's name.
+    pub changes: Vec<(Action, String)>,
+    /// `rule: action` for each monitor-mode match, for the log.
+    pub monitored: Vec<String>,
+}
+
+impl Evaluation {
+    /// Names of the rules that matched, enforced or not, for the log line.
+    pub fn matched(&self) -> Vec<&str> {
+        self.trace
+            .iter()
+            .filter(|t| t.check.as_ref().is_some_and(|c| c.matched))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+}
+
+/// Evaluates `rules` in order. `monitor_all` puts every rule in monitor mode.
+pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool) -> Evaluation {
+    let mut out = Evaluation::default();
+    let mut stopped = false;
+    for rule in rules {
+        if stopped {
+            out.trace.push(RuleTrace {
+                name: rule.name.clone(),
+                check: None,
+                actions: Vec::new(),
+                monitor: rule.monitor || monitor_all,
+            });
+            continue;
+        }
+        let check = check(&rule.when, facts);
+        let monitor = rule.monitor || monitor_all;
+        let mut actions = Vec::new();
+        if check.matched {
+            for action in &rule.then {
+                actions.push(action.describe());
+                if monitor {
+                    out.monitored
+                        .push(format!("{}: {}", rule.name, action.describe()));
+                } else if action.is_final() {
+                    if out.decision.is_none() {
+                        out.decision = Some((action.clone(), rule.name.clone()));
+                    }
+                } else {
+                    out.changes.push((action.clone(), rule.name.clone()));
+                }
+            }
+            stopped = rule.stop && !monitor;
+        }
+        out.trace.push(RuleTrace {
+            name: rule.name.clone(),
+            check: Some(check),
+            actions,
+            monitor,
+        });
+    }
+    out
+}
+
+fn leaf(matched: bool, why: String) -> Check {
+    Check {
+        matched,
+        why,
+        children: Vec::new(),
+    }
+}
+
+/// Evaluates one condition, with its reason.
+pub fn check(c: &Condition, f: &Facts) -> Check {
+    match c {
+        Condition::All(all) => {
+            let children: Vec<Check> = all.iter().map(|c| check(c, f)).collect();
+            let matched = children.iter().all(|c| c.matched);
+            Check {
+                matched,
+                why: if matched {
+                    "all of these hold".into()
+                } else {
+                    "not all of these hold".into()
+                },
+                children,
+            }
+        }
+        Condition::Any(any) => {
+            let children: Vec<Check> = any.iter().map(|c| check(c, f)).collect();
+            let matched = children.iter().any(|c| c.matched);
+            Check {
+                matched,
+                why: if matched {
+                    "one of these holds (any)".into()
+                } else {
+                    "none of these holds (any)".into()
+                },
+                children,
+            }
+        }
+        Condition::Not(inner) => {
+            let inner = check(inner, f);
+            Check {
+                matched: !inner.matched,
+                why: "not".into(),
+                children: vec![inner],
+            }
+        }
+        Condition::Text(field, matcher) => {
+            let values = text_values(*field, f);
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            match matcher.first_match(&refs) {
+                Some((v, p)) => leaf(
+                    true,
+                    format!("{} {:?} matches {}", field.name(), clip(v), p.describe()),
+                ),
+                None => leaf(
+                    false,
+                    format!(
+                        "{} {} does not match {}",
+                        field.name(),
+                        shown_values(&refs),
+                        matcher.describe()
+                    ),
+                ),
+            }
+        }
+        Condition::Header(name, matcher) => {
+            let values: Vec<&str> = f
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            match matcher.first_match(&values) {
+                Some((v, p)) => leaf(
+                    true,
+                    format!("header {name} {:?} matches {}", clip(v), p.describe()),
+                ),
+                None => leaf(
+                    false,
+                    format!(
+                        "header {name} {} does not match {}",
+                        shown_values(&values),
+                        matcher.describe()
+                    ),
+                ),
+            }
+        }
+        Condition::ClientIp(nets) => match f.client_ip {
+            None => leaf(false, "no client IP (local submission)".into()),
+            Some(ip) => match rule::in_networks(nets, ip) {
+                Some(net) => leaf(true, format!("client_ip {ip} is in {net}")),
+                None => leaf(
+                    false,
+                    format!("client_ip {ip} is in none of {} networks", nets.len()),
+                ),
+            },
+        },
+        Condition::Inbound(want) => {
+            let dir = |inbound: bool| if inbound { "inbound" } else { "outbound" };
+            leaf(
+                f.inbound == *want,
+                format!(
+                    "direction is {} (rule wants {})",
+                    dir(f.inbound),
+                    dir(*want)
+                ),
+            )
+        }
+        Condition::SizeOver(n) => leaf(
+            f.size > *n,
+            format!(
+                "size {} bytes {} {n}",
+                f.size,
+                if f.size > *n { ">" } else { "<=" }
+            ),
+        ),
+        Condition::SizeUnder(n) => leaf(
+            f.size < *n,
+            format!(
+                "size {} bytes {} {n}",
+                f.size,
+                if f.size < *n { "<" } else { ">=" }
+            ),
+        ),
+        Condition::AuthResult(method, wanted) => {
+            let got: Vec<&str> = f
+                .auth
+                .iter()
+                .filter(|(m, _)| m == method)
+                .map(|(_, r)| r.as_str())
+                .collect();
+            if got.is_empty() {
+                return leaf(false, format!("{method} was not checked (not inbound)"));
+            }
+            let hit = got.iter().find(|g| wanted.iter().any(|w| w == *g));
+            leaf(
+                hit.is_some(),
+                format!(
+                    "{method}={} {} {}",
+                    got.join(","),
+                    if hit.is_some() { "is in" } else { "is not in" },
+                    wanted.join(",")
+                ),
+            )
+        }
+        Condition::DmarcPolicy(wanted) => match &f.dmarc_policy {
+            None => leaf(false, "no DMARC policy applies".into()),
+            Some(p) => leaf(
+                wanted.iter().any(|w| w == p),
+                format!("DMARC policy is {p} (rule wants {})", wanted.join(",")),
+            ),
+        },
+        Condition::Virus(want) => match &f.viruses {
+            None => leaf(false, "not scanned".into()),
+            Some(v) => leaf(
+                v.is_empty() != *want,
+                if v.is_empty() {
+                    "clamd found nothing".into()
+                } else {
+                    format!("clamd found {}", v.join(", "))
+                },
+            ),
+        },
+    }
+}
+
+fn text_values(field: TextField, f: &Facts) -> Vec<String> {
+    let one = |s: &str| vec![s.to_owned()];
+    match field {
+        TextField::ReverseName => one(&f.reverse_name),
+        TextField::Helo => one(&f.helo),
+        TextField::AuthUser => f.auth_user.iter().cloned().collect(),
+        TextField::Sender => one(&f.sender),
+        TextField::SenderDomain => one(f.sender_domain()),
+        TextField::Recipient => f.recipients.clone(),
+        TextField::RecipientDomain => f
+            .recipients
+            .iter()
+            .map(|r| domain_of(r).to_owned())
+            .collect(),
+        TextField::Subject => one(&f.subject),
+        TextField::FromName => f.from_name.clone(),
+        TextField::FromAddress => f.from_address.clone(),
+        TextField::Body => one(&f.body),
+        TextField::VirusName => f.viruses.clone().unwrap_or_default(),
+        TextField::AttachmentName => f.attachments.iter().map(|a| a.name.clone()).collect(),
+        TextField::AttachmentExt => f.attachments.iter().map(|a| a.ext.clone()).collect(),
+        TextField::AttachmentType => f.attachments.iter().map(|a| a.mime.clone()).collect(),
+    }
+}
+
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn shown_values(values: &[&str]) -> String {
+    match values {
+        [] => "(none)".into(),
+        [one] => format!("{:?}", clip(one)),
+        many => format!(
+            "{:?}",
+            many.iter().take(5).map(|v| clip(v)).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// The header edits for the non-final actions, against the headers as received.
+/// `prefix_subject` is not doubled; `set_header` replaces the first field of that
+/// name and removes the others (or adds one).
+pub fn edits_for(changes: &[(Action, String)], headers: &[HeaderField]) -> Vec<Edit> {
+    let count = |name: &str| {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count() as u32
+    };
+    let mut edits = Vec::new();
+    for (action, _) in changes {
+        match action {
+            Action::AddHeader(name, value) => edits.push(Edit::AddHeader {
+                name: name.clone(),
+                value: fold(name, value),
+            }),
+            Action::SetHeader(name, value) => {
+                let n = count(name);
+                edits.extend((2..=n).rev().map(|occurrence| Edit::DeleteHeader {
+                    name: name.clone(),
+                    occurrence,
+                }));
+                edits.push(if n == 0 {
+                    Edit::AddHeader {
+                        name: name.clone(),
+                        value: fold(name, value),
+                    }
+                } else {
+                    Edit::ChangeHeader {
+                        name: name.clone(),
+                        occurrence: 1,
+                        value: fold(name, value),
+                    }
+                });
+            }
+            Action::RemoveHeader(name) => {
+                edits.extend(
+                    (1..=count(name))
+                        .rev()
+                        .map(|occurrence| Edit::DeleteHeader {
+                            name: name.clone(),
+                            occurrence,
+                        }),
+                );
+            }
+            Action::PrefixSubject(prefix) => {
+                let subject = headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("Subject"));
+                match subject {
+                    None => edits.push(Edit::AddHeader {
+                        name: "Subject".into(),
+                        value: prefix.clone(),
+                    }),
+                    Some(h) => {
+                        let current = keep_folding_only(&String::from_utf8_lossy(&h.value));
+                        let current = current.trim_start();
+                        if !current.starts_with(prefix.as_str()) {
+                            edits.push(Edit::ChangeHeader {
+                                name: "Subject".into(),
+                                occurrence: 1,
+                                value: format!("{prefix} {current}"),
+                            });
+                        }
+                    }
+                }
+            }
+            Action::AddRecipient(address) => edits.push(Edit::AddRecipient {
+                address: format!("<{address}>"),
+                params: None,
+            }),
+            Action::Log(_) => {}
+            Action::Accept
+            | Action::Reject(_)
+            | Action::Tempfail(_)
+            | Action::Discard
+            | Action::Quarantine(_) => {}
+        }
+    }
+    edits
+}
+
+/// A value from the message, with any line break that is not folding (LF followed
+/// by a space or tab) turned into a space and every CR dropped: nothing from the
+/// message can start a new header line in one we write.
+fn keep_folding_only(value: &str) -> String {
+    let chars: Vec<char> = value.chars().filter(|c| *c != '\r').collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            '\n' if !matches!(chars.get(i + 1), Some(' ' | '\t')) => ' ',
+            other => *other,
+        })
+        .collect()
+}
+
+/// Folds a header value we write at spaces so no line exceeds 78 characters
+/// (RFC 5322 §2.1.1); lines are joined with LF and a tab, as milter edits carry them.
+pub fn fold(name: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut line_len = name.len() + 2;
+    for (i, word) in value.split(' ').enumerate() {
+        if i > 0 {
+            if line_len + 1 + word.len() > 78 {
+                out.push_str("\n\t");
+                line_len = 1;
+            } else {
+                out.push(' ');
+                line_len += 1;
+            }
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+use super::*;
+use crate::config::parse_str;
+use bytes::Bytes;
+
+/// Rules from TOML, through the real config checker.
+fn rules(toml: &str) -> Vec<Rule> {
+    match parse_str(toml, None) {
+        Ok(c) => c.rules,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn facts() -> Facts {
+    Facts {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        reverse_name: "mail.partner.example".into(),
+        helo: "mail.partner.example".into(),
+        auth_user: None,
+        inbound: true,
+        sender: "billing@partner.example".into(),
+        recipients: vec!["alice@ours.example".into(), "bob@other.example".into()],
+        headers: vec![
+            ("Subject".into(), "Invoice 42".into()),
+            ("X-Mailer".into(), "BulkMailer 9.1".into()),
+        ],
+        size: 48_000,
+        auth: vec![
+            ("spf", "softfail".into()),
+            ("dkim", "fail".into()),
+            ("dkim", "pass".into()),
+            ("dmarc", "fail".into()),
+        ],
+        dmarc_policy: Some("quarantine".into()),
+        viruses: Some(vec!["Win.Test.EICAR_HDB-1".into()]),
+        subject: "Invoice 42".into(),
+        from_name: vec!["Partner Billing".into()],
+        from_address: vec!["billing@partner.example".into()],
+        body: "Please pay at https://pay.partner.example/now".into(),
+        attachments: vec![Attachment {
+            name: "Invoice.PDF.exe".into(),
+            ext: "exe".into(),
+            mime: "application/octet-stream".into(),
+        }],
+    }
+}
+
+fn matches(when: &str) -> bool {
+    let r = rules(&format!(
+        "[[rules]]\nname = \"r\"\nwhen = {when}\nthen = {{ action = \"log\" }}\n"
+    ));
+    check(&r[0].when, &facts()).matched
+}
+
+#[test]
+fn every_condition_kind() {
+    assert!(matches("{ client_ip = \"203.0.113.0/24\" }"));
+    assert!(!matches(
+        "{ client_ip = [\"198.51.100.0/24\", \"10.0.0.1\"] }"
+    ));
+    assert!(matches(
+        "{ reverse_name = { glob = \"*.partner.example\" } }"
+    ));
+    assert!(matches("{ helo = \"MAIL.PARTNER.EXAMPLE\" }"));
+    assert!(!matches("{ auth_user = { regex = \".\" } }"));
+    assert!(matches("{ direction = \"inbound\" }"));
+    assert!(!matches("{ direction = \"outbound\" }"));
+    assert!(matches("{ sender = \"billing@partner.example\" }"));
+    assert!(matches(
+        "{ sender_domain = [\"a.example\", \"partner.example\"] }"
+    ));
+    assert!(matches("{ recipient = { regex = \"^bob@\" } }"));
+    assert!(matches("{ recipient_domain = \"ours.example\" }"));
+    assert!(matches(
+        "{ header = { name = \"x-mailer\", regex = \"^Bulk\" } }"
+    ));
+    assert!(matches(
+        "{ header = { name = \"X-Mailer\", value = \"BulkMailer 9.1\" } }"
+    ));
+    assert!(!matches(
+        "{ header = { name = \"X-Absent\", glob = \"*\" } }"
+    ));
+    assert!(matches("{ subject = { glob = \"invoice *\" } }"));
+    assert!(matches("{ from_name = { regex = \"(?i)billing\" } }"));
+    assert!(matches("{ from_address = \"billing@partner.example\" }"));
+    assert!(matches("{ body = { regex = \"https://pay\\\\.\" } }"));
+    assert!(matches("{ size_over = \"40KiB\" }"));
+    assert!(!matches("{ size_under = 1000 }"));
+    assert!(matches("{ spf = [\"fail\", \"softfail\"] }"));
+    assert!(
+        matches("{ dkim = \"pass\" }"),
+        "any signature's result counts"
+    );
+    assert!(matches(
+        "{ dmarc = \"fail\", dmarc_policy = \"quarantine\" }"
+    ));
+    assert!(!matches("{ arc = \"pass\" }"), "not in the facts");
+    assert!(matches("{ virus = true }"));
+    assert!(matches("{ virus_name = { glob = \"*EICAR*\" } }"));
+    assert!(matches("{ attachment_ext = [\".EXE\"] }"));
+    assert!(matches("{ attachment_name = { glob = \"*.pdf.exe\" } }"));
+    assert!(matches(
+        "{ attachment_type = \"application/octet-stream\" }"
+    ));
+    assert!(matches(
+        "{ any = [{ sender_domain = \"x.example\" }, { virus = true }] }"
+    ));
+    assert!(!matches(
+        "{ any = [{ sender_domain = \"x.example\" }, { virus = false }] }"
+    ));
+    assert!(matches("{ not = { sender_domain = \"x.example\" } }"));
+    assert!(!matches(
+        "{ direction = \"inbound\", not = { virus = true } }"
+    ));
+}
+
+#[test]
+fn reasons_say_what_matched_and_what_did_not() {
+    let r = rules(
+        "[[rules]]\nname = \"r\"\nwhen = { sender_domain = { glob = \"*.example\" }, size_over = \"1MiB\" }\nthen = { action = \"log\" }\n",
+    );
+    let c = check(&r[0].when, &facts());
+    assert!(!c.matched);
+    assert_eq!(
+        c.children[0].why,
+        "sender_domain \"partner.example\" matches /(?i)^.*\\.example$/"
+    );
+    assert_eq!(c.children[1].why, "size 48000 bytes <= 1048576");
+}
+
+#[test]
+fn order_stop_and_monitor() {
+    let r = rules(
+        r#"
+[[rules]]
+name = "tag"
+when = { direction = "inbound" }
+then = { action = "add_header", name = "X-Tag", value = "external" }
+
+[[rules]]
+name = "would-reject"
+mode = "monitor"
+when = { virus = true }
+then = { action = "reject" }
+
+[[rules]]
+name = "hold"
+when = { dmarc = "fail" }
+then = { action = "quarantine", reason = "dmarc" }
+
+[[rules]]
+name = "never-reached"
+when = {}
+then = { action = "reject" }
+"#,
+    );
+    let e = evaluate(&r, &facts(), false);
+    assert!(matches!(&e.decision, Some((Action::Quarantine(_), rule)) if rule == "hold"));
+    assert_eq!(e.changes.len(), 1);
+    assert_eq!(
+        e.monitored,
+        vec!["would-reject: reject 550 5.7.1 rejected by policy rule would-reject"]
+    );
+    assert!(e.trace[3].check.is_none(), "stop after the final rule");
+    assert_eq!(e.matched(), ["tag", "would-reject", "hold"]);
+
+    // Globally in monitor mode nothing is decided or changed, and nothing stops.
+    let e = evaluate(&r, &facts(), true);
+    assert!(e.decision.is_none() && e.changes.is_empty());
+    assert_eq!(e.monitored.len(), 4);
+
+    // A non-final rule does not stop unless asked to.
+    let r = rules(
+        "[[rules]]\nname = \"a\"\nwhen = {}\nstop = true\nthen = { action = \"log\" }\n[[rules]]\nname = \"b\"\nwhen = {}\nthen = { action = \"discard\" }\n",
+    );
+    let e = evaluate(&r, &facts(), false);
+    assert!(e.decision.is_none() && e.trace[1].check.is_none());
+}
+
+fn header(name: &str, value: &str) -> HeaderField {
+    HeaderField {
+        name: name.into(),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+    }
+}
+
+#[test]
+fn header_actions_become_edits() {
+    let headers = vec![
+        header("Subject", " Invoice 42"),
+        header("X-Spam", " yes"),
+        header("X-Spam", " also"),
+    ];
+    let change = |a: Action| vec![(a, "r".to_owned())];
+    assert_eq!(
+        edits_for(
+            &change(Action::PrefixSubject("[EXTERNAL]".into())),
+            &headers
+        ),
+        vec![Edit::ChangeHeader {
+            name: "Subject".into(),
+            occurrence: 1,
+            value: "[EXTERNAL] Invoice 42".into()
+        }]
+    );
+    // Not doubled.
+    let tagged = vec![header("Subject", " [EXTERNAL] Invoice 42")];
+    assert!(edits_for(&change(Action::PrefixSubject("[EXTERNAL]".into())), &tagged).is_empty());
+    assert_eq!(
+        edits_for(&change(Action::RemoveHeader("x-spam".into())), &headers),
+        vec![
+            Edit::DeleteHeader {
+                name: "x-spam".into(),
+                occurrence: 2
+            },
+            Edit::DeleteHeader {
+                name: "x-spam".into(),
+                occurrence: 1
+            }
+        ]
+    );
+    assert_eq!(
+        edits_for(
+            &change(Action::SetHeader("X-Spam".into(), "no".into())),
+            &headers
+        ),
+        vec![
+            Edit::DeleteHeader {
+                name: "X-Spam".into(),
+                occurrence: 2
+            },
+            Edit::ChangeHeader {
+                name: "X-Spam".into(),
+                occurrence: 1,
+                value: "no".into()
+            }
+        ]
+    );
+    assert_eq!(
+        edits_for(
+            &change(Action::AddRecipient("sec@ours.example".into())),
+            &headers
+        ),
+        vec![Edit::AddRecipient {
+            address: "<sec@ours.example>".into(),
+            params: None
+        }]
+    );
+}
+
+#[test]
+fn nothing_from_the_message_can_start_a_header_line() {
+    // A Subject whose value carries a bare line break that is not folding.
+    let headers = vec![header("Subject", " hi\nBcc: victim@example.com")];
+    let edits = edits_for(
+        &[(Action::PrefixSubject("[EXT]".into()), "r".into())],
+        &headers,
+    );
+    let Edit::ChangeHeader { value, .. } = &edits[0] else {
+        panic!("{edits:?}")
+    };
+    assert_eq!(value, "[EXT] hi Bcc: victim@example.com");
+    // Folding is kept.
+    let headers = vec![header("Subject", " a\n\tb")];
+    let edits = edits_for(
+        &[(Action::PrefixSubject("[EXT]".into()), "r".into())],
+        &headers,
+    );
+    assert!(matches!(&edits[0], Edit::ChangeHeader { value, .. } if value == "[EXT] a\n\tb"));
+}
+
+#[test]
+fn long_values_are_folded() {
+    let value = "word ".repeat(40);
+    let folded = fold("X-Long", value.trim());
+    assert!(folded.lines().all(|l| l.len() <= 78), "{folded}");
+    assert!(folded.contains("\n\t"));
+    assert_eq!(folded.replace("\n\t", " "), value.trim());
+}

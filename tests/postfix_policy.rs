@@ -1,0 +1,150 @@
+//! `[[rules]]` through a real Postfix: a reject rule's own code and text reach the
+//! SMTP client; prefix_subject and add_header are at the sink; add_recipient sends a
+//! copy to the security mailbox; a monitor-mode reject delivers and logs what it
+//! would have done; a rule can overturn the built-in DMARC refusal for a partner.
+
+mod common;
+
+use common::smtp::Peer;
+
+const RULES: &str = r#"
+[[rules]]
+name = "no-executables"
+when = { attachment_ext = ["exe", "scr"] }
+then = { action = "reject", code = 554, text = ["5.7.1 executable attachments are not accepted", "send a link instead"] }
+
+[[rules]]
+name = "watch-invoices"
+mode = "monitor"
+when = { subject = { regex = "(?i)urgent invoice" } }
+then = { action = "reject", text = "5.7.1 looks like invoice fraud" }
+
+[[rules]]
+name = "external-tag"
+when = { direction = "inbound" }
+then = [
+  { action = "prefix_subject", prefix = "[EXTERNAL]" },
+  { action = "add_header", name = "X-Mailwarden-Rule", value = "external-tag" },
+]
+
+[[rules]]
+name = "copy-to-security"
+when = { subject = { glob = "*password*" } }
+then = { action = "add_recipient", address = "security@dest.test" }
+"#;
+
+const OUTSIDE: Peer<'static> = Peer {
+    addr: "192.0.2.10",
+    name: "mail.sender.test",
+    helo: "mail.sender.test",
+    login: None,
+};
+
+fn message(id: &str, subject: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "From: alice@sender.test\r\nTo: bob@dest.test\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}@sender.test>\r\nMIME-Version: 1.0\r\n{extra}\r\nHello.\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn rules_reject_tag_copy_and_monitor_through_postfix() {
+    let Some((_dir, _knot, mw, postfix)) = common::auth_stack("mw-policy", RULES) else {
+        return;
+    };
+
+    // Reject with the rule's own code, enhanced code and both lines.
+    let exe = message(
+        "pol-exe",
+        "tool",
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"setup.EXE\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--",
+    );
+    let out = postfix.send_as(OUTSIDE, "alice@sender.test", &exe);
+    assert_eq!(out.last.code, 554, "{out:?}\n{}", mw.log());
+    assert!(
+        out.last
+            .text
+            .contains("554-5.7.1 executable attachments are not accepted")
+            && out.last.text.contains("554 5.7.1 send a link instead"),
+        "{out:?}"
+    );
+
+    // Tagged at the sink; a monitor rule that would reject lets it through.
+    let out = postfix.send_as(
+        OUTSIDE,
+        "alice@sender.test",
+        &message("pol-tag", "URGENT invoice overdue", ""),
+    );
+    assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    let delivered = postfix.wait_delivered("<pol-tag@sender.test>");
+    assert_eq!(
+        delivered.header("Subject").as_deref(),
+        Some("[EXTERNAL] URGENT invoice overdue")
+    );
+    assert_eq!(
+        delivered.header("X-Mailwarden-Rule").as_deref(),
+        Some("external-tag")
+    );
+    let line = mw.decision_line(&out.queue_id().unwrap());
+    assert!(
+        line.contains("monitor watch-invoices: reject 550 5.7.1 looks like invoice fraud"),
+        "{line}"
+    );
+    assert!(line.contains("verdict=\"accept\""), "{line}");
+
+    // A copy to the security mailbox: one more envelope recipient.
+    let out = postfix.send_as(
+        OUTSIDE,
+        "alice@sender.test",
+        &message("pol-copy", "Reset your password", ""),
+    );
+    assert!(out.accepted(), "{out:?}");
+    let delivered = postfix.wait_delivered("<pol-copy@sender.test>");
+    let raw = String::from_utf8_lossy(&delivered.raw).into_owned();
+    assert!(
+        raw.contains("security@dest.test") && raw.contains("bob@dest.test"),
+        "{raw}"
+    );
+    // Internal mail is not tagged.
+    let out = postfix.send(&message("pol-internal", "lunch", ""));
+    assert!(out.accepted(), "{out:?}");
+    let delivered = postfix.wait_delivered("<pol-internal@sender.test>");
+    assert_eq!(delivered.header("Subject").as_deref(), Some("lunch"));
+}
+
+#[test]
+fn a_rule_can_accept_what_dmarc_would_reject() {
+    let rule = "[[rules]]\nname = \"partner-relay\"\n\
+                when = { client_ip = \"192.0.2.77\", dmarc = \"fail\" }\n\
+                then = [{ action = \"add_header\", name = \"X-Partner\", value = \"dmarc-fail-accepted\" }, { action = \"accept\" }]\n";
+    let Some((_dir, _knot, mw, postfix)) = common::auth_stack("mw-policy-dmarc", rule) else {
+        return;
+    };
+    let forged = String::from_utf8(message("pol-dmarc", "hello", ""))
+        .unwrap()
+        .replace("From: alice@sender.test", "From: ceo@reject.dmarc.test");
+    let relay = Peer {
+        addr: "192.0.2.77",
+        name: "relay.partner.test",
+        helo: "relay.partner.test",
+        login: None,
+    };
+    let out = postfix.send_as(relay, "bounce@other.test", forged.as_bytes());
+    assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    let delivered = postfix.wait_delivered("<pol-dmarc@sender.test>");
+    assert_eq!(
+        delivered.header("X-Partner").as_deref(),
+        Some("dmarc-fail-accepted")
+    );
+    let line = mw.decision_line(&out.queue_id().unwrap());
+    assert!(
+        line.contains("dmarc=fail") && line.contains("rule partner-relay decided: accept"),
+        "{line}"
+    );
+    // Without the rule's client, the same message is refused.
+    let out = postfix.send_as(OUTSIDE, "bounce@other.test", forged.as_bytes());
+    assert_eq!(out.last.code, 550, "{out:?}");
+}
