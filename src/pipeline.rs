@@ -18,7 +18,7 @@ use crate::decision::{Decision, Edit, Verdict, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
-use crate::policy::{self, Action, Evaluation, Facts, Rule};
+use crate::policy::{self, Action, Evaluation, Facts, Limiter, RateLimit, Rule};
 use crate::reply::SmtpReply;
 use crate::scan::{Outcome, Scanner, Streams};
 use crate::sign::{self, Signed, Signer};
@@ -38,6 +38,8 @@ pub struct Pipeline {
     on_sign_error: OnSignError,
     antivirus: Option<(AntivirusConfig, Arc<Scanner>)>,
     rules: Vec<Rule>,
+    rate_limits: Vec<RateLimit>,
+    limiter: Limiter,
     rules_need_content: bool,
     policy_monitor: bool,
 }
@@ -68,6 +70,8 @@ impl Pipeline {
                 .as_ref()
                 .map(|av| (av.clone(), Arc::new(Scanner::new(av)))),
             rules: config.rules.clone(),
+            rate_limits: config.rate_limits.clone(),
+            limiter: Limiter::default(),
             rules_need_content: config.rules.iter().any(|r| r.when.needs_content()),
             policy_monitor: config.policy_monitor,
         })
@@ -159,7 +163,12 @@ impl Pipeline {
                 scan.as_ref(),
                 self.rules_need_content,
             );
-            let evaluation = policy::evaluate(&self.rules, &facts, self.policy_monitor);
+            let rates = policy::Rates {
+                limits: &self.rate_limits,
+                limiter: &self.limiter,
+                now: std::time::Instant::now(),
+            };
+            let evaluation = policy::evaluate(&self.rules, &facts, self.policy_monitor, &rates);
             if let Some((action, rule)) = &evaluation.decision {
                 reason = format!("{reason}; rule {rule} decided: {}", action.describe());
                 held.clear();

@@ -148,3 +148,46 @@ fn a_rule_can_accept_what_dmarc_would_reject() {
     let out = postfix.send_as(OUTSIDE, "bounce@other.test", forged.as_bytes());
     assert_eq!(out.last.code, 550, "{out:?}");
 }
+
+#[test]
+fn a_rate_limit_of_three_per_minute_tempfails_the_fourth() {
+    let rules = "[[rate_limits]]\nname = \"per-user\"\nkey = \"auth_user\"\nrate = \"3/minute\"\n\n\
+                 [[rules]]\nname = \"slow-down\"\nwhen = { rate_limit = \"per-user\" }\n\
+                 then = { action = \"tempfail\", text = \"4.7.1 too many messages from this account, try later\" }\n";
+    let Some((_dir, _knot, mw, postfix)) = common::auth_stack("mw-policy-rate", rules) else {
+        return;
+    };
+    let app = Peer {
+        addr: "192.0.2.50",
+        name: "app.customer.test",
+        helo: "app.customer.test",
+        login: Some("app-mailer"),
+    };
+    for i in 0..3 {
+        let out = postfix.send_as(
+            app,
+            "app@sender.test",
+            &message(&format!("rate-{i}"), "code", ""),
+        );
+        assert!(out.accepted(), "message {i}: {out:?}\n{}", mw.log());
+    }
+    let out = postfix.send_as(app, "app@sender.test", &message("rate-3", "code", ""));
+    assert_eq!(out.last.code, 451, "{out:?}");
+    assert!(
+        out.last
+            .text
+            .contains("4.7.1 too many messages from this account"),
+        "{out:?}"
+    );
+    // Another account has its own bucket.
+    let other = Peer {
+        login: Some("other-app"),
+        ..app
+    };
+    let out = postfix.send_as(
+        other,
+        "other@sender.test",
+        &message("rate-other", "code", ""),
+    );
+    assert!(out.accepted(), "{out:?}");
+}

@@ -22,6 +22,8 @@ pub struct Config {
     pub antivirus: Option<AntivirusConfig>,
     /// `[[rules]]`, in order.
     pub rules: Vec<crate::policy::Rule>,
+    /// `[[rate_limits]]`, referred to by the rules' `rate_limit` condition.
+    pub rate_limits: Vec<crate::policy::RateLimit>,
     /// `[policy] mode = "monitor"`: every rule only logs what it would do.
     pub policy_monitor: bool,
 }

@@ -31,6 +31,7 @@ struct RawConfig {
     antivirus: S<super::antivirus::RawAntivirus>,
     policy: Option<super::rules::RawPolicy>,
     rules: Option<Vec<Spanned<super::rules::RawRule>>>,
+    rate_limits: Option<Vec<Spanned<super::rules::RawRateLimit>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,7 +253,9 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
         .antivirus
         .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
     let policy_monitor = super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
-    let rules = super::rules::check_rules(&mut c, raw.rules.unwrap_or_default(), file);
+    let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
+    let rules =
+        super::rules::check_rules(&mut c, raw.rules.unwrap_or_default(), file, &rate_limits);
     if c.errors.is_empty() {
         Ok(Config {
             source: file.map(PathBuf::from),
@@ -263,6 +266,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             signing,
             antivirus,
             rules,
+            rate_limits,
             policy_monitor,
         })
     } else {

@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -15,7 +16,7 @@ use toml::{Spanned, Value};
 use super::parse::{Checker, S};
 use super::units::parse_size;
 use crate::policy::rule::AUTH_METHODS;
-use crate::policy::{Action, Condition, Matcher, Pattern, Rule, TextField};
+use crate::policy::{Action, Condition, LimitKey, Matcher, Pattern, RateLimit, Rule, TextField};
 use crate::reply::SmtpReply;
 
 #[derive(Deserialize, Default)]
@@ -41,9 +42,96 @@ const NOT_YET: &[&str] = &[
     "url_text_mismatch",
     "disposable_sender",
     "impersonates",
-    "rate_limit",
     "zip_member",
 ];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    name: S<String>,
+    key: S<String>,
+    rate: S<String>,
+    burst: S<i64>,
+}
+
+pub(super) fn check_rate_limits(
+    c: &mut Checker<'_>,
+    raw: Vec<Spanned<RawRateLimit>>,
+) -> Vec<RateLimit> {
+    let mut out: Vec<RateLimit> = Vec::new();
+    for (i, spanned) in raw.into_iter().enumerate() {
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let at = |f: &str| format!("rate_limits[{i}].{f}");
+        let name = match raw.name {
+            Some(n) if !n.get_ref().trim().is_empty() => {
+                if out.iter().any(|l| l.name == n.get_ref().trim()) {
+                    c.error(
+                        Some(n.span()),
+                        &at("name"),
+                        "is used by an earlier rate limit",
+                    );
+                }
+                n.get_ref().trim().to_owned()
+            }
+            _ => {
+                c.error(Some(span.clone()), &at("name"), "is required");
+                continue;
+            }
+        };
+        let Some(key) = raw.key else {
+            c.error(
+                Some(span.clone()),
+                &at("key"),
+                "is required: client_ip, sender, sender_domain, auth_user or recipient",
+            );
+            continue;
+        };
+        let key = c.value(Some(key), &at("key"), LimitKey::Sender, |t| {
+            LimitKey::ALL
+                .iter()
+                .find(|(n, _)| *n == t)
+                .map(|(_, k)| *k)
+                .ok_or_else(|| format!("{t:?} is not a key: use client_ip, sender, sender_domain, auth_user or recipient"))
+        });
+        let Some(rate) = raw.rate else {
+            c.error(
+                Some(span.clone()),
+                &at("rate"),
+                "is required, like \"100/hour\"",
+            );
+            continue;
+        };
+        let (count, per) = c.value(Some(rate), &at("rate"), (1, Duration::from_secs(1)), |t| {
+            let (n, unit) = t
+                .split_once('/')
+                .ok_or_else(|| format!("{t:?} is not a rate like \"100/hour\""))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{t:?}: the count must be a positive number"))?;
+            let per = match unit.trim() {
+                "second" | "s" => 1,
+                "minute" | "min" | "m" => 60,
+                "hour" | "h" => 3600,
+                "day" | "d" => 86_400,
+                other => return Err(format!("{other:?} is not second, minute, hour or day")),
+            };
+            Ok((n, Duration::from_secs(per)))
+        });
+        let burst = c.integer(raw.burst, &at("burst"), count, 1..1_000_001);
+        out.push(RateLimit {
+            name,
+            key,
+            count,
+            per,
+            burst,
+        });
+    }
+    out
+}
 
 /// Returns the global monitor switch.
 pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> bool {
@@ -60,6 +148,7 @@ pub(super) fn check_rules(
     c: &mut Checker<'_>,
     raw: Vec<Spanned<RawRule>>,
     config_file: Option<&Path>,
+    limits: &[RateLimit],
 ) -> Vec<Rule> {
     let base = config_file
         .and_then(Path::parent)
@@ -96,6 +185,7 @@ pub(super) fn check_rules(
             c: &mut *c,
             prefix: format!("rules[{i}] ({name})"),
             base: &base,
+            limits,
         };
         let when = match raw.when {
             Some(w) => {
@@ -162,6 +252,7 @@ struct RuleCtx<'c, 'a> {
     c: &'c mut Checker<'a>,
     prefix: String,
     base: &'c Path,
+    limits: &'c [RateLimit],
 }
 
 impl RuleCtx<'_, '_> {
@@ -305,6 +396,29 @@ impl RuleCtx<'_, '_> {
             "dmarc_policy" => self
                 .words(v, field, span, &["none", "quarantine", "reject"])
                 .map(Condition::DmarcPolicy),
+            "rate_limit" => {
+                let name = v.as_str().unwrap_or_default();
+                match self.limits.iter().position(|l| l.name == name) {
+                    Some(i) => Some(Condition::RateLimit(i, name.to_owned())),
+                    None => {
+                        let known: Vec<&str> =
+                            self.limits.iter().map(|l| l.name.as_str()).collect();
+                        self.err(
+                            span,
+                            field,
+                            format!(
+                                "{name:?} is not a [[rate_limits]] name{}",
+                                if known.is_empty() {
+                                    " (none are defined)".to_owned()
+                                } else {
+                                    format!("; defined: {}", known.join(", "))
+                                }
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             "virus" => match v.as_bool() {
                 Some(b) => Some(Condition::Virus(b)),
                 None => {

@@ -358,7 +358,7 @@ then = [{ action = "accept" }, { action = "discard" }]
         "/etc/mw.toml:18:8: rules[2] (missing-field).then[1].action: unknown action \"explode\"",
         "/etc/mw.toml:22:8: rules[3] (missing-list).when.sender_domain: cannot read list file /nonexistent/list.txt",
         "/etc/mw.toml:23:8: rules[3] (missing-list).then.code: must be a 5xx code for reject",
-        "/etc/mw.toml:27:8: rules[4] (later).when.rate_limit: this condition is not available",
+        "/etc/mw.toml:27:8: rules[4] (later).when.rate_limit: \"per-user\" is not a [[rate_limits]] name (none are defined)",
         "/etc/mw.toml:27:8: rules[4] (later).when.spf: \"maybe\" is not one of",
         "/etc/mw.toml:31:8: rules[5].name: \"later\" is used by an earlier rule",
         "/etc/mw.toml:30:1: rules[5] (later).then: has more than one final action",

@@ -3,9 +3,11 @@
 //! that says, rule by rule and condition by condition, what matched and why.
 
 pub mod facts;
+pub mod rate;
 pub mod rule;
 
 pub use facts::{Attachment, Facts};
+pub use rate::{LimitKey, Limiter, RateLimit};
 pub use rule::{Action, Condition, Matcher, Pattern, Rule, TextField};
 
 use crate::decision::Edit;
@@ -54,8 +56,15 @@ impl Evaluation {
     }
 }
 
+/// The rate limits and their buckets, with the time to count at.
+pub struct Rates<'a> {
+    pub limits: &'a [RateLimit],
+    pub limiter: &'a Limiter,
+    pub now: std::time::Instant,
+}
+
 /// Evaluates `rules` in order. `monitor_all` puts every rule in monitor mode.
-pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool) -> Evaluation {
+pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool, rates: &Rates<'_>) -> Evaluation {
     let mut out = Evaluation::default();
     let mut stopped = false;
     for rule in rules {
@@ -68,7 +77,7 @@ pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool) -> Evaluation 
             });
             continue;
         }
-        let check = check(&rule.when, facts);
+        let check = check_with(&rule.when, facts, Some(rates));
         let monitor = rule.monitor || monitor_all;
         let mut actions = Vec::new();
         if check.matched {
@@ -105,8 +114,13 @@ fn leaf(matched: bool, why: String) -> Check {
     }
 }
 
-/// Evaluates one condition, with its reason.
+/// Evaluates one condition, with its reason (rate limits count as not exceeded).
 pub fn check(c: &Condition, f: &Facts) -> Check {
+    check_with(c, f, None)
+}
+
+fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
+    let check = |c: &Condition, f: &Facts| check_with(c, f, rates);
     match c {
         Condition::All(all) => {
             let children: Vec<Check> = all.iter().map(|c| check(c, f)).collect();
@@ -248,6 +262,48 @@ pub fn check(c: &Condition, f: &Facts) -> Check {
                 format!("DMARC policy is {p} (rule wants {})", wanted.join(",")),
             ),
         },
+        Condition::RateLimit(index, name) => {
+            let (Some(rates), Some(limit)) = (rates, rates.and_then(|r| r.limits.get(*index)))
+            else {
+                return leaf(false, format!("rate limit {name} not counted here"));
+            };
+            let keys: Vec<String> = match limit.key {
+                LimitKey::ClientIp => f.client_ip.iter().map(ToString::to_string).collect(),
+                LimitKey::Sender => vec![f.sender.clone()],
+                LimitKey::SenderDomain => vec![f.sender_domain().to_owned()],
+                LimitKey::AuthUser => f.auth_user.iter().cloned().collect(),
+                LimitKey::Recipient => f.recipients.clone(),
+            };
+            if keys.is_empty() {
+                return leaf(
+                    false,
+                    format!("rate limit {name}: the message has no {}", limit.key.name()),
+                );
+            }
+            let over: Vec<&String> = keys
+                .iter()
+                .filter(|k| rates.limiter.exceeded(*index, limit, k, rates.now))
+                .collect();
+            let per = limit.per.as_secs();
+            match over.first() {
+                Some(k) => leaf(
+                    true,
+                    format!(
+                        "rate limit {name} exceeded for {} {k:?} ({} per {per}s, burst {})",
+                        limit.key.name(),
+                        limit.count,
+                        limit.burst
+                    ),
+                ),
+                None => leaf(
+                    false,
+                    format!(
+                        "rate limit {name} not exceeded ({} per {per}s)",
+                        limit.count
+                    ),
+                ),
+            }
+        }
         Condition::Virus(want) => match &f.viruses {
             None => leaf(false, "not scanned".into()),
             Some(v) => leaf(

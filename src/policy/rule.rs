@@ -176,6 +176,8 @@ pub enum Condition {
     DmarcPolicy(Vec<String>),
     /// `virus = true`: clamd found something.
     Virus(bool),
+    /// `rate_limit = "name"`: the message is over that limit (it takes a token).
+    RateLimit(usize, String),
 }
 
 impl Condition {

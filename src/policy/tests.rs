@@ -44,6 +44,16 @@ fn facts() -> Facts {
     }
 }
 
+fn eval(rules: &[Rule], facts: &Facts, monitor: bool) -> Evaluation {
+    let limiter = Limiter::default();
+    let rates = Rates {
+        limits: &[],
+        limiter: &limiter,
+        now: std::time::Instant::now(),
+    };
+    evaluate(rules, facts, monitor, &rates)
+}
+
 fn matches(when: &str) -> bool {
     let r = rules(&format!(
         "[[rules]]\nname = \"r\"\nwhen = {when}\nthen = {{ action = \"log\" }}\n"
@@ -153,7 +163,7 @@ when = {}
 then = { action = "reject" }
 "#,
     );
-    let e = evaluate(&r, &facts(), false);
+    let e = eval(&r, &facts(), false);
     assert!(matches!(&e.decision, Some((Action::Quarantine(_), rule)) if rule == "hold"));
     assert_eq!(e.changes.len(), 1);
     assert_eq!(
@@ -164,7 +174,7 @@ then = { action = "reject" }
     assert_eq!(e.matched(), ["tag", "would-reject", "hold"]);
 
     // Globally in monitor mode nothing is decided or changed, and nothing stops.
-    let e = evaluate(&r, &facts(), true);
+    let e = eval(&r, &facts(), true);
     assert!(e.decision.is_none() && e.changes.is_empty());
     assert_eq!(e.monitored.len(), 4);
 
@@ -172,7 +182,7 @@ then = { action = "reject" }
     let r = rules(
         "[[rules]]\nname = \"a\"\nwhen = {}\nstop = true\nthen = { action = \"log\" }\n[[rules]]\nname = \"b\"\nwhen = {}\nthen = { action = \"discard\" }\n",
     );
-    let e = evaluate(&r, &facts(), false);
+    let e = eval(&r, &facts(), false);
     assert!(e.decision.is_none() && e.trace[1].check.is_none());
 }
 
@@ -275,4 +285,45 @@ fn long_values_are_folded() {
     assert!(folded.lines().all(|l| l.len() <= 78), "{folded}");
     assert!(folded.contains("\n\t"));
     assert_eq!(folded.replace("\n\t", " "), value.trim());
+}
+
+#[test]
+fn a_rate_limit_passes_its_burst_then_matches() {
+    let config = parse_str(
+        r#"
+[[rate_limits]]
+name = "per-sender"
+key = "sender"
+rate = "2/minute"
+
+[[rules]]
+name = "slow-down"
+when = { rate_limit = "per-sender" }
+then = { action = "tempfail", text = "4.7.1 too many messages" }
+"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.rate_limits[0].burst, 2);
+    let limiter = Limiter::default();
+    let now = std::time::Instant::now();
+    let rates = Rates {
+        limits: &config.rate_limits,
+        limiter: &limiter,
+        now,
+    };
+    let decided = |f: &Facts| evaluate(&config.rules, f, false, &rates).decision.is_some();
+    let f = facts();
+    assert!(!decided(&f));
+    assert!(!decided(&f));
+    assert!(decided(&f), "the third within the minute");
+    let mut other = facts();
+    other.sender = "someone@else.example".into();
+    assert!(!decided(&other));
+    let e = evaluate(&config.rules, &f, false, &rates);
+    let why = &e.trace[0].check.as_ref().unwrap().children[0].why;
+    assert!(
+        why.starts_with("rate limit per-sender exceeded for sender \"billing@partner.example\""),
+        "{why}"
+    );
 }

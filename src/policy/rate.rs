@@ -1,0 +1,174 @@
+//! Named token buckets for the `rate_limit` condition: in memory, one bucket per
+//! (limit, key value), the table bounded so a flood of distinct keys cannot grow it
+//! without end.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a limit counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey {
+    ClientIp,
+    Sender,
+    SenderDomain,
+    AuthUser,
+    Recipient,
+}
+
+impl LimitKey {
+    pub const ALL: [(&'static str, LimitKey); 5] = [
+        ("client_ip", LimitKey::ClientIp),
+        ("sender", LimitKey::Sender),
+        ("sender_domain", LimitKey::SenderDomain),
+        ("auth_user", LimitKey::AuthUser),
+        ("recipient", LimitKey::Recipient),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub name: String,
+    pub key: LimitKey,
+    /// Messages allowed per `per`.
+    pub count: u32,
+    pub per: Duration,
+    /// Bucket size: how many may come at once.
+    pub burst: u32,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets for every configured limit.
+pub struct Limiter {
+    buckets: Mutex<HashMap<(usize, String), Bucket>>,
+    max_keys: usize,
+}
+
+/// At most this many buckets are kept; when full, the ones that have refilled
+/// completely (they hold no information) are dropped first, then the oldest.
+pub const MAX_KEYS: usize = 100_000;
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::new(MAX_KEYS)
+    }
+}
+
+impl Limiter {
+    pub fn new(max_keys: usize) -> Limiter {
+        Limiter {
+            buckets: Mutex::new(HashMap::new()),
+            max_keys,
+        }
+    }
+
+    /// Takes one message from the bucket of (`index`, `key`): `true` when the
+    /// bucket was empty (the limit is exceeded).
+    pub fn exceeded(&self, index: usize, limit: &RateLimit, key: &str, now: Instant) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
+        let per_token = limit.per.as_secs_f64() / f64::from(limit.count.max(1));
+        let burst = f64::from(limit.burst.max(1));
+        let id = (index, key.to_ascii_lowercase());
+        if buckets.len() >= self.max_keys && !buckets.contains_key(&id) {
+            evict(&mut buckets, self.max_keys, now, per_token * burst);
+        }
+        let bucket = buckets.entry(id).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() / per_token;
+        bucket.tokens = (bucket.tokens + refill).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            false
+        } else {
+            true
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buckets.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn evict(
+    buckets: &mut HashMap<(usize, String), Bucket>,
+    max: usize,
+    now: Instant,
+    full_after: f64,
+) {
+    buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs_f64() < full_after);
+    if buckets.len() >= max {
+        let mut ages: Vec<(Instant, (usize, String))> =
+            buckets.iter().map(|(k, b)| (b.at, k.clone())).collect();
+        ages.sort_by_key(|(at, _)| *at);
+        for (_, k) in ages.into_iter().take(buckets.len() + 1 - max / 2) {
+            buckets.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(count: u32, per_secs: u64, burst: u32) -> RateLimit {
+        RateLimit {
+            name: "l".into(),
+            key: LimitKey::Sender,
+            count,
+            per: Duration::from_secs(per_secs),
+            burst,
+        }
+    }
+
+    #[test]
+    fn a_bucket_passes_its_burst_then_refills_at_the_rate() {
+        let l = Limiter::default();
+        let lim = limit(3, 60, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(!l.exceeded(0, &lim, "a@x", t0));
+        }
+        assert!(l.exceeded(0, &lim, "A@X", t0), "keys ignore case");
+        assert!(
+            !l.exceeded(0, &lim, "b@x", t0),
+            "other keys have their own bucket"
+        );
+        // One message per 20 s comes back; a refused attempt does not use any.
+        assert!(l.exceeded(0, &lim, "a@x", t0 + Duration::from_secs(19)));
+        let t40 = t0 + Duration::from_secs(40);
+        assert!(!l.exceeded(0, &lim, "a@x", t40));
+        assert!(!l.exceeded(0, &lim, "a@x", t40));
+        assert!(l.exceeded(0, &lim, "a@x", t40));
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let l = Limiter::new(100);
+        let lim = limit(1, 3600, 1);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            l.exceeded(0, &lim, &format!("k{i}"), t0 + Duration::from_millis(i));
+        }
+        assert!(l.len() <= 100, "{}", l.len());
+    }
+}
