@@ -36,14 +36,7 @@ pub(super) struct RawRule {
 }
 
 /// Conditions the issue names that are not built yet: refused, never ignored.
-const NOT_YET: &[&str] = &[
-    "url_host",
-    "url_ip_literal",
-    "url_text_mismatch",
-    "disposable_sender",
-    "impersonates",
-    "zip_member",
-];
+const NOT_YET: &[&str] = &["disposable_sender", "impersonates"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -419,8 +412,12 @@ impl RuleCtx<'_, '_> {
                     }
                 }
             }
-            "virus" => match v.as_bool() {
-                Some(b) => Some(Condition::Virus(b)),
+            "virus" | "url_ip_literal" | "url_text_mismatch" => match v.as_bool() {
+                Some(b) => Some(match key {
+                    "virus" => Condition::Virus(b),
+                    "url_ip_literal" => Condition::UrlIpLiteral(b),
+                    _ => Condition::UrlTextMismatch(b),
+                }),
                 None => {
                     self.err(span, field, "must be true or false");
                     None

@@ -1,6 +1,9 @@
 //! The message's MIME structure, read with `mail-parser`: its leaf parts decoded
 //! (for per-attachment scanning), each with a name an admin recognises.
 
+pub mod archive;
+pub mod urls;
+
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 /// Parses a whole message (header block and body).

@@ -4,7 +4,10 @@
 
 use std::net::IpAddr;
 
-use mail_parser::MimeHeaders;
+use mail_parser::{MimeHeaders, PartType};
+
+use crate::content::archive;
+use crate::content::urls::Link;
 
 use crate::auth::AuthReport;
 use crate::direction::Direction;
@@ -16,8 +19,12 @@ pub struct Attachment {
     pub name: String,
     /// Lower case, without the dot; empty when the name has none.
     pub ext: String,
-    /// The declared type, `type/subtype`, lower case.
+    /// The declared type, `type/subtype`, lower case (empty inside archives).
     pub mime: String,
+    /// The type its first bytes show, when they are a well-known format.
+    pub detected: Option<String>,
+    /// The archive it was found in (names only: nothing is unpacked).
+    pub inside: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +50,8 @@ pub struct Facts {
     pub from_address: Vec<String>,
     pub body: String,
     pub attachments: Vec<Attachment>,
+    /// Links in the text and HTML parts.
+    pub links: Vec<Link>,
 }
 
 impl Facts {
@@ -118,27 +127,26 @@ impl Facts {
                     .push(addr.address().unwrap_or_default().to_owned());
             }
         }
-        let mut body = String::new();
-        for i in 0..message.text_body_count() {
-            if let Some(t) = message.body_text(i) {
-                body.push_str(&t);
-                body.push('\n');
+        let (mut text, mut html) = (String::new(), String::new());
+        for part in &message.parts {
+            match &part.body {
+                PartType::Text(t) => {
+                    text.push_str(t);
+                    text.push('\n');
+                }
+                PartType::Html(h) => {
+                    html.push_str(h);
+                    html.push('\n');
+                }
+                _ => {}
             }
         }
-        for i in 0..message.html_body_count() {
-            if let Some(t) = message.body_html(i) {
-                body.push_str(&t);
-                body.push('\n');
-            }
-        }
-        self.body = body;
+        self.links = crate::content::urls::links(&text, &html);
+        text.push_str(&html);
+        self.body = text;
         for part in message.attachments() {
             let name = part.attachment_name().unwrap_or_default().to_owned();
-            let ext = name
-                .rsplit_once('.')
-                .map(|(_, e)| e.to_ascii_lowercase())
-                .unwrap_or_default();
-            let mime = part
+            let declared = part
                 .content_type()
                 .map(|ct| match &ct.c_subtype {
                     Some(sub) => format!("{}/{sub}", ct.c_type),
@@ -146,13 +154,36 @@ impl Facts {
                 })
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            self.attachments.push(Attachment { name, ext, mime });
+            let data = part.contents();
+            let detected = archive::sniff(data).map(str::to_owned);
+            for member in archive::zip_names(data) {
+                self.attachments.push(Attachment {
+                    ext: extension(&member),
+                    name: member,
+                    inside: Some(name.clone()),
+                    ..Attachment::default()
+                });
+            }
+            self.attachments.push(Attachment {
+                ext: extension(&name),
+                name,
+                mime: declared,
+                detected,
+                inside: None,
+            });
         }
     }
 
     pub fn sender_domain(&self) -> &str {
         domain_of(&self.sender)
     }
+}
+
+/// A file name's extension, lower case, without the dot.
+fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// The part after the last `@`, or empty.

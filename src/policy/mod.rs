@@ -304,6 +304,33 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
                 ),
             }
         }
+        Condition::UrlIpLiteral(want) => {
+            let hit = f.links.iter().find(|l| l.ip_literal);
+            leaf(
+                hit.is_some() == *want,
+                match hit {
+                    Some(l) => format!("a link goes to the IP address {}", l.host),
+                    None => format!("no link goes to an IP address ({} links)", f.links.len()),
+                },
+            )
+        }
+        Condition::UrlTextMismatch(want) => {
+            let hit = f.links.iter().find(|l| l.text_mismatch());
+            leaf(
+                hit.is_some() == *want,
+                match hit {
+                    Some(l) => format!(
+                        "a link reads {} but goes to {}",
+                        l.text_host.as_deref().unwrap_or("?"),
+                        l.host
+                    ),
+                    None => format!(
+                        "no link text names another site than it goes to ({} links)",
+                        f.links.len()
+                    ),
+                },
+            )
+        }
         Condition::Virus(want) => match &f.viruses {
             None => leaf(false, "not scanned".into()),
             Some(v) => leaf(
@@ -339,7 +366,14 @@ fn text_values(field: TextField, f: &Facts) -> Vec<String> {
         TextField::VirusName => f.viruses.clone().unwrap_or_default(),
         TextField::AttachmentName => f.attachments.iter().map(|a| a.name.clone()).collect(),
         TextField::AttachmentExt => f.attachments.iter().map(|a| a.ext.clone()).collect(),
-        TextField::AttachmentType => f.attachments.iter().map(|a| a.mime.clone()).collect(),
+        TextField::AttachmentType => f
+            .attachments
+            .iter()
+            .flat_map(|a| [Some(a.mime.clone()), a.detected.clone()])
+            .flatten()
+            .filter(|t| !t.is_empty())
+            .collect(),
+        TextField::UrlHost => f.links.iter().map(|l| l.host.clone()).collect(),
     }
 }
 

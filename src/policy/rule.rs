@@ -108,10 +108,11 @@ pub enum TextField {
     AttachmentName,
     AttachmentExt,
     AttachmentType,
+    UrlHost,
 }
 
 impl TextField {
-    pub const ALL: [(&'static str, TextField); 15] = [
+    pub const ALL: [(&'static str, TextField); 16] = [
         ("reverse_name", TextField::ReverseName),
         ("helo", TextField::Helo),
         ("auth_user", TextField::AuthUser),
@@ -127,6 +128,7 @@ impl TextField {
         ("attachment_name", TextField::AttachmentName),
         ("attachment_ext", TextField::AttachmentExt),
         ("attachment_type", TextField::AttachmentType),
+        ("url_host", TextField::UrlHost),
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,6 +149,7 @@ impl TextField {
                 | TextField::AttachmentName
                 | TextField::AttachmentExt
                 | TextField::AttachmentType
+                | TextField::UrlHost
         )
     }
 }
@@ -178,6 +181,10 @@ pub enum Condition {
     Virus(bool),
     /// `rate_limit = "name"`: the message is over that limit (it takes a token).
     RateLimit(usize, String),
+    /// `url_ip_literal = true`: a link goes to a bare IP address.
+    UrlIpLiteral(bool),
+    /// `url_text_mismatch = true`: a link's visible text names another site.
+    UrlTextMismatch(bool),
 }
 
 impl Condition {
@@ -186,6 +193,7 @@ impl Condition {
             Condition::All(c) | Condition::Any(c) => c.iter().any(Condition::needs_content),
             Condition::Not(c) => c.needs_content(),
             Condition::Text(f, _) => f.needs_content(),
+            Condition::UrlIpLiteral(_) | Condition::UrlTextMismatch(_) => true,
             _ => false,
         }
     }

@@ -40,7 +40,13 @@ fn facts() -> Facts {
             name: "Invoice.PDF.exe".into(),
             ext: "exe".into(),
             mime: "application/octet-stream".into(),
+            detected: Some("application/x-msdownload".into()),
+            inside: None,
         }],
+        links: crate::content::urls::links(
+            "see https://pay.partner.example/now",
+            r#"<a href="http://198.51.100.4/x">https://www.bank.example/login</a>"#,
+        ),
     }
 }
 
@@ -326,4 +332,44 @@ then = { action = "tempfail", text = "4.7.1 too many messages" }
         why.starts_with("rate limit per-sender exceeded for sender \"billing@partner.example\""),
         "{why}"
     );
+}
+
+#[test]
+fn facts_come_from_the_parsed_message() {
+    use crate::transaction::Transaction;
+    let body = "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>Verify at <a href=\"https://login.evil.test/\">paypal.com</a></p>\r\n\
+--b\r\nContent-Type: application/zip; name=\"docs.zip\"\r\n\
+Content-Disposition: attachment; filename=\"docs.zip\"\r\n\r\nPK\r\n--b--\r\n";
+    let tx = Transaction {
+        headers: vec![
+            header("From", " =?utf-8?q?Jos=C3=A9_from_IT?= <jose@it-help.test>"),
+            header("Subject", " =?utf-8?b?UGFzc3dvcmQgZXhwaXJ5?="),
+            header("MIME-Version", " 1.0"),
+            header("Content-Type", " multipart/mixed; boundary=\"b\""),
+        ],
+        headers_exact: true,
+        body: Bytes::from(body),
+        body_size: body.len() as u64,
+        ..Default::default()
+    };
+    let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
+    let f = Facts::gather(&tx, &direction, None, None, true);
+    assert_eq!(f.subject, "Password expiry");
+    assert_eq!(f.from_name, ["José from IT"]);
+    assert_eq!(f.from_address, ["jose@it-help.test"]);
+    assert_eq!(f.attachments.len(), 1);
+    assert_eq!(
+        (
+            f.attachments[0].ext.as_str(),
+            f.attachments[0].mime.as_str()
+        ),
+        ("zip", "application/zip")
+    );
+    assert!(
+        f.links
+            .iter()
+            .any(|l| l.text_mismatch() && l.host == "login.evil.test")
+    );
+    assert!(f.body.contains("Verify at"));
 }
