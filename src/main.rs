@@ -122,7 +122,7 @@ fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCod
     };
     input.max_body = config.server.max_message_size;
     let pipeline = match Pipeline::from_config(&config) {
-        Ok(p) => p,
+        Ok(p) => p.explaining(),
         Err(e) => {
             eprintln!("mailwarden: {e}");
             return ExitCode::FAILURE;

@@ -42,6 +42,8 @@ pub struct Pipeline {
     limiter: Limiter,
     rules_need_content: bool,
     policy_monitor: bool,
+    /// Keep every rule condition's reason (for `mailwarden scan`).
+    explain: bool,
 }
 
 /// Everything the pipeline found out about one message, for the decision and for
@@ -74,7 +76,14 @@ impl Pipeline {
             limiter: Limiter::default(),
             rules_need_content: config.rules.iter().any(|r| r.when.needs_content()),
             policy_monitor: config.policy_monitor,
+            explain: false,
         })
+    }
+
+    /// The same pipeline, keeping the reason for every rule condition.
+    pub fn explaining(mut self) -> Self {
+        self.explain = true;
+        self
     }
 
     /// Runs every step and keeps what each found.
@@ -168,7 +177,13 @@ impl Pipeline {
                 limiter: &self.limiter,
                 now: std::time::Instant::now(),
             };
-            let evaluation = policy::evaluate(&self.rules, &facts, self.policy_monitor, &rates);
+            let evaluation = policy::evaluate(
+                &self.rules,
+                &facts,
+                self.policy_monitor,
+                &rates,
+                self.explain,
+            );
             if let Some((action, rule)) = &evaluation.decision {
                 reason = format!("{reason}; rule {rule} decided: {}", action.describe());
                 held.clear();

@@ -16,6 +16,7 @@ use toml::{Spanned, Value};
 use super::parse::{Checker, S};
 use super::units::parse_size;
 use crate::policy::rule::AUTH_METHODS;
+use crate::policy::rule::{DomainList, Impersonation, normalize_name};
 use crate::policy::{Action, Condition, LimitKey, Matcher, Pattern, RateLimit, Rule, TextField};
 use crate::reply::SmtpReply;
 
@@ -34,9 +35,6 @@ pub(super) struct RawRule {
     stop: Option<bool>,
     mode: S<String>,
 }
-
-/// Conditions the issue names that are not built yet: refused, never ignored.
-const NOT_YET: &[&str] = &["disposable_sender", "impersonates"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -423,13 +421,41 @@ impl RuleCtx<'_, '_> {
                     None
                 }
             },
-            k if NOT_YET.contains(&k) => {
-                self.err(
-                    span,
-                    field,
-                    "this condition is not available in this version of mailwarden yet",
-                );
-                None
+            "disposable_sender" => self
+                .domain_list(v, field, span)
+                .map(Condition::DisposableSender),
+            "impersonates" => {
+                let Some(t) = v.as_table() else {
+                    self.err(span, field, "must be a table like { names = [\"Jane Doe\"], domains = [\"example.com\"] }");
+                    return None;
+                };
+                if let Some(k) = t.keys().find(|k| *k != "names" && *k != "domains") {
+                    self.err(
+                        span,
+                        &format!("{field}.{k}"),
+                        "is not a field of impersonates (names, domains)",
+                    );
+                    return None;
+                }
+                let names = match t.get("names") {
+                    Some(v) => self.list_items(v, &format!("{field}.names"), span)?,
+                    None => Vec::new(),
+                };
+                let domains = match t.get("domains") {
+                    Some(v) => self.domain_list(v, &format!("{field}.domains"), span)?,
+                    None => {
+                        self.err(
+                            span,
+                            &format!("{field}.domains"),
+                            "is required: our own domains, whose senders are not impersonating",
+                        );
+                        return None;
+                    }
+                };
+                Some(Condition::Impersonates(Impersonation {
+                    names: names.iter().map(|n| normalize_name(n)).collect(),
+                    domains,
+                }))
             }
             other => {
                 let known: Vec<&str> = TextField::ALL
@@ -456,6 +482,31 @@ impl RuleCtx<'_, '_> {
                 None
             }
         }
+    }
+
+    /// Domains from a string, a list or `{ file = "..." }`, checked and lower-cased.
+    fn domain_list(&mut self, v: &Value, field: &str, span: &Range<usize>) -> Option<DomainList> {
+        let source = match v {
+            Value::Table(t) => format!(
+                "list file {}",
+                self.base
+                    .join(t.get("file").and_then(Value::as_str).unwrap_or_default())
+                    .display()
+            ),
+            _ => field.rsplit('.').next().unwrap_or(field).to_owned(),
+        };
+        let items = self.list_items(v, field, span)?;
+        let mut domains = Vec::with_capacity(items.len());
+        for item in items {
+            match super::parse::parse_domain(item.trim_start_matches("*.")) {
+                Ok(d) => domains.push(d),
+                Err(e) => {
+                    self.err(span, field, format!("{item:?}: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(DomainList { domains, source })
     }
 
     /// Strings from a string, a list of strings, or `{ file = "..." }`.

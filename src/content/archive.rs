@@ -31,6 +31,9 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// The member names of a zip archive; empty when `data` is not one (or is damaged).
 pub fn zip_names(data: &[u8]) -> Vec<String> {
+    if !data.starts_with(b"PK\x03\x04") {
+        return Vec::new();
+    }
     let u16_at = |i: usize| data.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u32_at = |i: usize| {
         data.get(i..i + 4)

@@ -63,8 +63,21 @@ pub struct Rates<'a> {
     pub now: std::time::Instant,
 }
 
-/// Evaluates `rules` in order. `monitor_all` puts every rule in monitor mode.
-pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool, rates: &Rates<'_>) -> Evaluation {
+/// Evaluates `rules` in order. `monitor_all` puts every rule in monitor mode;
+/// `explain` keeps every condition's reason (what `mailwarden scan` prints), which
+/// costs more than the verdict alone.
+pub fn evaluate(
+    rules: &[Rule],
+    facts: &Facts,
+    monitor_all: bool,
+    rates: &Rates<'_>,
+    explain: bool,
+) -> Evaluation {
+    let cx = Cx {
+        f: facts,
+        rates: Some(rates),
+        explain,
+    };
     let mut out = Evaluation::default();
     let mut stopped = false;
     for rule in rules {
@@ -77,7 +90,7 @@ pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool, rates: &Rates<
             });
             continue;
         }
-        let check = check_with(&rule.when, facts, Some(rates));
+        let check = check_with(&rule.when, &cx);
         let monitor = rule.monitor || monitor_all;
         let mut actions = Vec::new();
         if check.matched {
@@ -106,22 +119,51 @@ pub fn evaluate(rules: &[Rule], facts: &Facts, monitor_all: bool, rates: &Rates<
     out
 }
 
-fn leaf(matched: bool, why: String) -> Check {
-    Check {
-        matched,
-        why,
-        children: Vec::new(),
+/// What a condition is evaluated against, and whether reasons are wanted.
+struct Cx<'a, 'r> {
+    f: &'a Facts,
+    rates: Option<&'a Rates<'r>>,
+    /// Build every reason and evaluate every condition (for `scan`); otherwise
+    /// `all` and `any` stop at the first condition that decides them.
+    explain: bool,
+}
+
+impl Cx<'_, '_> {
+    fn leaf(&self, matched: bool, why: impl FnOnce() -> String) -> Check {
+        Check {
+            matched,
+            why: if self.explain { why() } else { String::new() },
+            children: Vec::new(),
+        }
     }
 }
 
 /// Evaluates one condition, with its reason (rate limits count as not exceeded).
 pub fn check(c: &Condition, f: &Facts) -> Check {
-    check_with(c, f, None)
+    check_with(
+        c,
+        &Cx {
+            f,
+            rates: None,
+            explain: true,
+        },
+    )
 }
 
-fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
-    let check = |c: &Condition, f: &Facts| check_with(c, f, rates);
+fn check_with(c: &Condition, cx: &Cx<'_, '_>) -> Check {
+    let f = cx.f;
+    let check = |c: &Condition, _: &Facts| check_with(c, cx);
     match c {
+        Condition::All(all) if !cx.explain => Check {
+            matched: all.iter().all(|c| check(c, f).matched),
+            why: String::new(),
+            children: Vec::new(),
+        },
+        Condition::Any(any) if !cx.explain => Check {
+            matched: any.iter().any(|c| check(c, f).matched),
+            why: String::new(),
+            children: Vec::new(),
+        },
         Condition::All(all) => {
             let children: Vec<Check> = all.iter().map(|c| check(c, f)).collect();
             let matched = children.iter().all(|c| c.matched);
@@ -157,22 +199,19 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
             }
         }
         Condition::Text(field, matcher) => {
-            let values = text_values(*field, f);
-            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let refs = text_values(*field, f);
             match matcher.first_match(&refs) {
-                Some((v, p)) => leaf(
-                    true,
-                    format!("{} {:?} matches {}", field.name(), clip(v), p.describe()),
-                ),
-                None => leaf(
-                    false,
+                Some((v, p)) => cx.leaf(true, || {
+                    format!("{} {:?} matches {}", field.name(), clip(v), p.describe())
+                }),
+                None => cx.leaf(false, || {
                     format!(
                         "{} {} does not match {}",
                         field.name(),
                         shown_values(&refs),
                         matcher.describe()
-                    ),
-                ),
+                    )
+                }),
             }
         }
         Condition::Header(name, matcher) => {
@@ -183,57 +222,51 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
                 .map(|(_, v)| v.as_str())
                 .collect();
             match matcher.first_match(&values) {
-                Some((v, p)) => leaf(
-                    true,
-                    format!("header {name} {:?} matches {}", clip(v), p.describe()),
-                ),
-                None => leaf(
-                    false,
+                Some((v, p)) => cx.leaf(true, || {
+                    format!("header {name} {:?} matches {}", clip(v), p.describe())
+                }),
+                None => cx.leaf(false, || {
                     format!(
                         "header {name} {} does not match {}",
                         shown_values(&values),
                         matcher.describe()
-                    ),
-                ),
+                    )
+                }),
             }
         }
         Condition::ClientIp(nets) => match f.client_ip {
-            None => leaf(false, "no client IP (local submission)".into()),
+            None => cx.leaf(false, || "no client IP (local submission)".into()),
             Some(ip) => match rule::in_networks(nets, ip) {
-                Some(net) => leaf(true, format!("client_ip {ip} is in {net}")),
-                None => leaf(
-                    false,
-                    format!("client_ip {ip} is in none of {} networks", nets.len()),
-                ),
+                Some(net) => cx.leaf(true, || format!("client_ip {ip} is in {net}")),
+                None => cx.leaf(false, || {
+                    format!("client_ip {ip} is in none of {} networks", nets.len())
+                }),
             },
         },
         Condition::Inbound(want) => {
             let dir = |inbound: bool| if inbound { "inbound" } else { "outbound" };
-            leaf(
-                f.inbound == *want,
+            cx.leaf(f.inbound == *want, || {
                 format!(
                     "direction is {} (rule wants {})",
                     dir(f.inbound),
                     dir(*want)
-                ),
-            )
+                )
+            })
         }
-        Condition::SizeOver(n) => leaf(
-            f.size > *n,
+        Condition::SizeOver(n) => cx.leaf(f.size > *n, || {
             format!(
                 "size {} bytes {} {n}",
                 f.size,
                 if f.size > *n { ">" } else { "<=" }
-            ),
-        ),
-        Condition::SizeUnder(n) => leaf(
-            f.size < *n,
+            )
+        }),
+        Condition::SizeUnder(n) => cx.leaf(f.size < *n, || {
             format!(
                 "size {} bytes {} {n}",
                 f.size,
                 if f.size < *n { "<" } else { ">=" }
-            ),
-        ),
+            )
+        }),
         Condition::AuthResult(method, wanted) => {
             let got: Vec<&str> = f
                 .auth
@@ -242,30 +275,29 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
                 .map(|(_, r)| r.as_str())
                 .collect();
             if got.is_empty() {
-                return leaf(false, format!("{method} was not checked (not inbound)"));
+                return cx.leaf(false, || format!("{method} was not checked (not inbound)"));
             }
             let hit = got.iter().find(|g| wanted.iter().any(|w| w == *g));
-            leaf(
-                hit.is_some(),
+            cx.leaf(hit.is_some(), || {
                 format!(
                     "{method}={} {} {}",
                     got.join(","),
                     if hit.is_some() { "is in" } else { "is not in" },
                     wanted.join(",")
-                ),
-            )
+                )
+            })
         }
         Condition::DmarcPolicy(wanted) => match &f.dmarc_policy {
-            None => leaf(false, "no DMARC policy applies".into()),
-            Some(p) => leaf(
-                wanted.iter().any(|w| w == p),
-                format!("DMARC policy is {p} (rule wants {})", wanted.join(",")),
-            ),
+            None => cx.leaf(false, || "no DMARC policy applies".into()),
+            Some(p) => cx.leaf(wanted.iter().any(|w| w == p), || {
+                format!("DMARC policy is {p} (rule wants {})", wanted.join(","))
+            }),
         },
         Condition::RateLimit(index, name) => {
-            let (Some(rates), Some(limit)) = (rates, rates.and_then(|r| r.limits.get(*index)))
+            let (Some(rates), Some(limit)) =
+                (cx.rates, cx.rates.and_then(|r| r.limits.get(*index)))
             else {
-                return leaf(false, format!("rate limit {name} not counted here"));
+                return cx.leaf(false, || format!("rate limit {name} not counted here"));
             };
             let keys: Vec<String> = match limit.key {
                 LimitKey::ClientIp => f.client_ip.iter().map(ToString::to_string).collect(),
@@ -275,10 +307,9 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
                 LimitKey::Recipient => f.recipients.clone(),
             };
             if keys.is_empty() {
-                return leaf(
-                    false,
-                    format!("rate limit {name}: the message has no {}", limit.key.name()),
-                );
+                return cx.leaf(false, || {
+                    format!("rate limit {name}: the message has no {}", limit.key.name())
+                });
             }
             let over: Vec<&String> = keys
                 .iter()
@@ -286,94 +317,142 @@ fn check_with(c: &Condition, f: &Facts, rates: Option<&Rates<'_>>) -> Check {
                 .collect();
             let per = limit.per.as_secs();
             match over.first() {
-                Some(k) => leaf(
-                    true,
+                Some(k) => cx.leaf(true, || {
                     format!(
                         "rate limit {name} exceeded for {} {k:?} ({} per {per}s, burst {})",
                         limit.key.name(),
                         limit.count,
                         limit.burst
-                    ),
-                ),
-                None => leaf(
-                    false,
+                    )
+                }),
+                None => cx.leaf(false, || {
                     format!(
                         "rate limit {name} not exceeded ({} per {per}s)",
                         limit.count
-                    ),
-                ),
+                    )
+                }),
             }
         }
         Condition::UrlIpLiteral(want) => {
             let hit = f.links.iter().find(|l| l.ip_literal);
-            leaf(
-                hit.is_some() == *want,
-                match hit {
-                    Some(l) => format!("a link goes to the IP address {}", l.host),
-                    None => format!("no link goes to an IP address ({} links)", f.links.len()),
-                },
-            )
+            cx.leaf(hit.is_some() == *want, || match hit {
+                Some(l) => format!("a link goes to the IP address {}", l.host),
+                None => format!("no link goes to an IP address ({} links)", f.links.len()),
+            })
         }
         Condition::UrlTextMismatch(want) => {
             let hit = f.links.iter().find(|l| l.text_mismatch());
-            leaf(
-                hit.is_some() == *want,
-                match hit {
-                    Some(l) => format!(
-                        "a link reads {} but goes to {}",
-                        l.text_host.as_deref().unwrap_or("?"),
-                        l.host
-                    ),
-                    None => format!(
-                        "no link text names another site than it goes to ({} links)",
-                        f.links.len()
-                    ),
-                },
-            )
+            cx.leaf(hit.is_some() == *want, || match hit {
+                Some(l) => format!(
+                    "a link reads {} but goes to {}",
+                    l.text_host.as_deref().unwrap_or("?"),
+                    l.host
+                ),
+                None => format!(
+                    "no link text names another site than it goes to ({} links)",
+                    f.links.len()
+                ),
+            })
         }
+        Condition::DisposableSender(list) => {
+            let domains: Vec<&str> = std::iter::once(f.sender_domain())
+                .chain(f.from_address.iter().map(|a| domain_of(a)))
+                .filter(|d| !d.is_empty())
+                .collect();
+            match domains
+                .iter()
+                .find_map(|d| list.find(d).map(|hit| (*d, hit)))
+            {
+                Some((d, hit)) => cx.leaf(true, || {
+                    format!("sender domain {d} is {hit} in {}", list.source)
+                }),
+                None => cx.leaf(false, || {
+                    format!("{} not in {}", shown_values(&domains), list.source)
+                }),
+            }
+        }
+        Condition::Impersonates(imp) => impersonation(imp, cx),
         Condition::Virus(want) => match &f.viruses {
-            None => leaf(false, "not scanned".into()),
-            Some(v) => leaf(
-                v.is_empty() != *want,
+            None => cx.leaf(false, || "not scanned".into()),
+            Some(v) => cx.leaf(v.is_empty() != *want, || {
                 if v.is_empty() {
                     "clamd found nothing".into()
                 } else {
                     format!("clamd found {}", v.join(", "))
-                },
-            ),
+                }
+            }),
         },
     }
 }
 
-fn text_values(field: TextField, f: &Facts) -> Vec<String> {
-    let one = |s: &str| vec![s.to_owned()];
-    match field {
-        TextField::ReverseName => one(&f.reverse_name),
-        TextField::Helo => one(&f.helo),
-        TextField::AuthUser => f.auth_user.iter().cloned().collect(),
-        TextField::Sender => one(&f.sender),
-        TextField::SenderDomain => one(f.sender_domain()),
-        TextField::Recipient => f.recipients.clone(),
-        TextField::RecipientDomain => f
-            .recipients
+fn impersonation(imp: &rule::Impersonation, cx: &Cx<'_, '_>) -> Check {
+    let f = cx.f;
+    let outside: Vec<(&String, &String)> = f
+        .from_name
+        .iter()
+        .zip(&f.from_address)
+        .filter(|(_, addr)| imp.domains.find(domain_of(addr)).is_none())
+        .collect();
+    if outside.is_empty() {
+        return cx.leaf(false, || {
+            "From is one of our domains, or has no address".into()
+        });
+    }
+    for (name, addr) in outside {
+        let normalized = rule::normalize_name(name);
+        if let Some(hit) = imp
+            .names
             .iter()
-            .map(|r| domain_of(r).to_owned())
-            .collect(),
-        TextField::Subject => one(&f.subject),
-        TextField::FromName => f.from_name.clone(),
-        TextField::FromAddress => f.from_address.clone(),
-        TextField::Body => one(&f.body),
-        TextField::VirusName => f.viruses.clone().unwrap_or_default(),
-        TextField::AttachmentName => f.attachments.iter().map(|a| a.name.clone()).collect(),
-        TextField::AttachmentExt => f.attachments.iter().map(|a| a.ext.clone()).collect(),
+            .find(|n| !n.is_empty() && normalized.contains(n.as_str()))
+        {
+            return cx.leaf(true, || {
+                format!("From {name:?} <{addr}> claims the protected name {hit:?} from outside")
+            });
+        }
+        let lower = name.to_ascii_lowercase();
+        if let Some(d) = imp
+            .domains
+            .domains
+            .iter()
+            .find(|d| lower.contains(d.as_str()))
+        {
+            return cx.leaf(true, || {
+                format!("From {name:?} <{addr}> names our domain {d} from outside")
+            });
+        }
+    }
+    cx.leaf(false, || {
+        "no From display name claims a protected name or our domains".into()
+    })
+}
+
+fn text_values(field: TextField, f: &Facts) -> Vec<&str> {
+    fn all(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    match field {
+        TextField::ReverseName => vec![&f.reverse_name],
+        TextField::Helo => vec![&f.helo],
+        TextField::AuthUser => f.auth_user.iter().map(String::as_str).collect(),
+        TextField::Sender => vec![&f.sender],
+        TextField::SenderDomain => vec![f.sender_domain()],
+        TextField::Recipient => all(&f.recipients),
+        TextField::RecipientDomain => f.recipients.iter().map(|r| domain_of(r)).collect(),
+        TextField::Subject => vec![&f.subject],
+        TextField::FromName => all(&f.from_name),
+        TextField::FromAddress => all(&f.from_address),
+        TextField::Body => vec![&f.body],
+        TextField::VirusName => f.viruses.as_deref().map(all).unwrap_or_default(),
+        TextField::AttachmentName => f.attachments.iter().map(|a| a.name.as_str()).collect(),
+        TextField::AttachmentExt => f.attachments.iter().map(|a| a.ext.as_str()).collect(),
         TextField::AttachmentType => f
             .attachments
             .iter()
-            .flat_map(|a| [Some(a.mime.clone()), a.detected.clone()])
+            .flat_map(|a| [Some(a.mime.as_str()), a.detected.as_deref()])
             .flatten()
             .filter(|t| !t.is_empty())
             .collect(),
-        TextField::UrlHost => f.links.iter().map(|l| l.host.clone()).collect(),
+        TextField::UrlHost => f.links.iter().map(|l| l.host.as_str()).collect(),
     }
 }
 

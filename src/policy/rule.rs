@@ -185,6 +185,53 @@ pub enum Condition {
     UrlIpLiteral(bool),
     /// `url_text_mismatch = true`: a link's visible text names another site.
     UrlTextMismatch(bool),
+    /// The envelope sender's or From's domain (or a parent of it) is in this list
+    /// of throwaway-address domains.
+    DisposableSender(DomainList),
+    /// An outside sender whose From display name claims a protected name, or names
+    /// one of our domains.
+    Impersonates(Impersonation),
+}
+
+/// Lower-case domains, with where they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainList {
+    pub domains: Vec<String>,
+    pub source: String,
+}
+
+impl DomainList {
+    /// The entry `domain` is, or is under.
+    pub fn find(&self, domain: &str) -> Option<&str> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domains
+            .iter()
+            .find(|d| {
+                domain == **d
+                    || domain
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|p| p.ends_with('.'))
+            })
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Impersonation {
+    /// Protected display names, normalized (see [`normalize_name`]).
+    pub names: Vec<String>,
+    /// Our own domains: From addresses there are not impersonation, and a display
+    /// name that mentions one from elsewhere is.
+    pub domains: DomainList,
+}
+
+/// Lower case letters and digits only, so "Jane  Doe", "jane.doe" and "JANE-DOE"
+/// compare equal.
+pub fn normalize_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl Condition {
@@ -193,7 +240,10 @@ impl Condition {
             Condition::All(c) | Condition::Any(c) => c.iter().any(Condition::needs_content),
             Condition::Not(c) => c.needs_content(),
             Condition::Text(f, _) => f.needs_content(),
-            Condition::UrlIpLiteral(_) | Condition::UrlTextMismatch(_) => true,
+            Condition::UrlIpLiteral(_)
+            | Condition::UrlTextMismatch(_)
+            | Condition::DisposableSender(_)
+            | Condition::Impersonates(_) => true,
             _ => false,
         }
     }

@@ -57,7 +57,7 @@ fn eval(rules: &[Rule], facts: &Facts, monitor: bool) -> Evaluation {
         limiter: &limiter,
         now: std::time::Instant::now(),
     };
-    evaluate(rules, facts, monitor, &rates)
+    evaluate(rules, facts, monitor, &rates, true)
 }
 
 fn matches(when: &str) -> bool {
@@ -318,7 +318,11 @@ then = { action = "tempfail", text = "4.7.1 too many messages" }
         limiter: &limiter,
         now,
     };
-    let decided = |f: &Facts| evaluate(&config.rules, f, false, &rates).decision.is_some();
+    let decided = |f: &Facts| {
+        evaluate(&config.rules, f, false, &rates, false)
+            .decision
+            .is_some()
+    };
     let f = facts();
     assert!(!decided(&f));
     assert!(!decided(&f));
@@ -326,7 +330,7 @@ then = { action = "tempfail", text = "4.7.1 too many messages" }
     let mut other = facts();
     other.sender = "someone@else.example".into();
     assert!(!decided(&other));
-    let e = evaluate(&config.rules, &f, false, &rates);
+    let e = evaluate(&config.rules, &f, false, &rates, true);
     let why = &e.trace[0].check.as_ref().unwrap().children[0].why;
     assert!(
         why.starts_with("rate limit per-sender exceeded for sender \"billing@partner.example\""),
@@ -372,4 +376,36 @@ Content-Disposition: attachment; filename=\"docs.zip\"\r\n\r\nPK\r\n--b--\r\n";
             .any(|l| l.text_mismatch() && l.host == "login.evil.test")
     );
     assert!(f.body.contains("Verify at"));
+}
+
+#[test]
+fn display_name_impersonation_from_outside() {
+    let when =
+        "{ impersonates = { names = [\"Jane Doe\", \"Payroll\"], domains = [\"ours.example\"] } }";
+    let r = rules(&format!(
+        "[[rules]]\nname = \"r\"\nwhen = {when}\nthen = {{ action = \"log\" }}\n"
+    ));
+    let from = |name: &str, addr: &str| {
+        let mut f = facts();
+        f.from_name = vec![name.into()];
+        f.from_address = vec![addr.into()];
+        check(&r[0].when, &f)
+    };
+    let c = from("JANE  DOE (CEO)", "jane.doe.ceo@gmail.example");
+    assert!(c.matched, "{c:?}");
+    assert!(
+        c.children[0].why.contains("protected name \"janedoe\""),
+        "{c:?}"
+    );
+    assert!(from("ours.example IT desk", "it@helpdesk.test").matched);
+    assert!(from("Payroll-Team", "x@payroll.test").matched);
+    assert!(
+        !from("Jane Doe", "jane@ours.example").matched,
+        "the real one"
+    );
+    assert!(
+        !from("Jane Doe", "jane@mail.ours.example").matched,
+        "our subdomain"
+    );
+    assert!(!from("John Smith", "john@partner.example").matched);
 }
