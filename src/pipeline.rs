@@ -219,6 +219,10 @@ impl Pipeline {
             }
             if verdict == Verdict::Accept {
                 edits.extend(policy::edits_for(&evaluation.changes, &tx.headers));
+                if let Some((edit, note)) = strip_attachments(tx, &evaluation) {
+                    edits.extend(edit);
+                    reason = format!("{reason}; {note}");
+                }
             }
             policy = Some(evaluation);
         }
@@ -326,10 +330,9 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    fn rules_add_recipients(&self) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.then.iter().any(|a| matches!(a, Action::AddRecipient(_))))
+    /// Does any rule have an action like this?
+    fn rules_use(&self, kind: impl Fn(&Action) -> bool) -> bool {
+        self.rules.iter().any(|r| r.then.iter().any(&kind))
     }
 
     /// The `DKIM-Signature` insertions for an outbound message, and a note for the
@@ -345,8 +348,17 @@ impl Pipeline {
         let from = mail_auth::AuthenticatedMessage::parse(&message)
             .map(|m| m.from)
             .unwrap_or_default();
-        message.reserve_exact(tx.body.len());
-        message.extend_from_slice(&tx.body);
+        // A body the rules rebuilt is what leaves, so it is what is signed.
+        let body = edits
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Edit::ReplaceBody(b) => Some(b),
+                _ => None,
+            })
+            .unwrap_or(&tx.body);
+        message.reserve_exact(body.len());
+        message.extend_from_slice(body);
         warn_fragile_body(tx);
         match self.signer.sign(&message, &from) {
             Signed::Headers(values, labels) => Ok((
@@ -364,6 +376,61 @@ impl Pipeline {
             Signed::Unsignable(why) => Err(why),
         }
     }
+}
+
+/// The rebuilt body for the rules' `strip_attachments` actions, and a note; `None`
+/// when no such action applies.
+fn strip_attachments(tx: &Transaction, evaluation: &Evaluation) -> Option<(Option<Edit>, String)> {
+    let specs: Vec<(&policy::StripSpec, &str)> = evaluation
+        .changes
+        .iter()
+        .filter_map(|(a, rule)| match a {
+            Action::StripAttachments(spec) => Some((spec, rule.as_str())),
+            _ => None,
+        })
+        .collect();
+    if specs.is_empty() {
+        return None;
+    }
+    if tx.body_truncated() {
+        warn!(
+            queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+            "attachments not stripped: the body is longer than server.max_message_size"
+        );
+        return Some((
+            None,
+            "attachments not stripped: body longer than server.max_message_size".into(),
+        ));
+    }
+    let mut raw = tx.header_block();
+    let header_len = raw.len();
+    raw.extend_from_slice(&tx.body);
+    let message = crate::content::parse(&raw)?;
+    let rules: Vec<&str> = specs.iter().map(|(_, r)| *r).collect();
+    let stripped = crate::content::strip::strip(
+        &message,
+        &raw,
+        header_len,
+        |c| {
+            let types: Vec<&str> = [Some(c.declared.as_str()), c.detected]
+                .into_iter()
+                .flatten()
+                .collect();
+            specs
+                .iter()
+                .any(|(spec, _)| spec.selects(c.name, &c.ext, &types))
+        },
+        |name| {
+            format!(
+                "mailwarden removed the attachment \"{name}\" from this message (policy rule {}).",
+                rules.join(", ")
+            )
+        },
+    )?;
+    Some((
+        Some(Edit::ReplaceBody(bytes::Bytes::from(stripped.body))),
+        format!("stripped attachments: {}", stripped.removed.join(", ")),
+    ))
 }
 
 /// Sends the message to clamd as configured: whole, or each decoded part on its own.
@@ -615,11 +682,20 @@ impl Filter for Pipeline {
             actions: Actions::ADD_HEADERS
                 .union(Actions::CHANGE_HEADERS)
                 .union(Actions::QUARANTINE)
-                .union(if self.rules_add_recipients() {
-                    Actions::ADD_RCPT
-                } else {
-                    Actions::empty()
-                }),
+                .union(
+                    if self.rules_use(|a| matches!(a, Action::AddRecipient(_))) {
+                        Actions::ADD_RCPT
+                    } else {
+                        Actions::empty()
+                    },
+                )
+                .union(
+                    if self.rules_use(|a| matches!(a, Action::StripAttachments(_))) {
+                        Actions::CHANGE_BODY
+                    } else {
+                        Actions::empty()
+                    },
+                ),
             headers: true,
             body: BodyNeed::Whole,
         }

@@ -191,3 +191,59 @@ fn a_rate_limit_of_three_per_minute_tempfails_the_fourth() {
     );
     assert!(out.accepted(), "{out:?}");
 }
+
+#[test]
+fn strip_attachments_delivers_valid_mime_with_a_notice() {
+    let rules = "[[rules]]\nname = \"strip-scripts\"\nwhen = { attachment_ext = [\"js\", \"vbs\"] }\n\
+                 then = { action = \"strip_attachments\", ext = [\"js\", \"vbs\"] }\n";
+    let Some((_dir, _knot, mw, postfix)) = common::auth_stack("mw-policy-strip", rules) else {
+        return;
+    };
+    let attachment = |name: &str, ct: &str, data: &str| {
+        format!(
+            "--b\r\nContent-Type: {ct}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{data}\r\n"
+        )
+    };
+    let body = format!(
+        "--b\r\nContent-Type: text/plain\r\n\r\nSee the files.\r\n{}{}--b--\r\n",
+        attachment(
+            "invoice.js",
+            "application/javascript",
+            "d2luZG93cy5sb2NhdGlvbj0iZXZpbCI7"
+        ),
+        attachment("terms.pdf", "application/pdf", "JVBERi0xLjQKJSVFT0YK"),
+    );
+    let message = message(
+        "pol-strip",
+        "files",
+        &format!("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n{body}"),
+    );
+    let out = postfix.send_as(OUTSIDE, "alice@sender.test", &message);
+    assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    let delivered = postfix.wait_delivered("<pol-strip@sender.test>");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&delivered.raw)
+        .expect("mail-parser parses the rebuilt message");
+    let names: Vec<&str> = parsed
+        .attachments()
+        .filter_map(|p| mail_parser::MimeHeaders::attachment_name(p))
+        .collect();
+    assert_eq!(
+        names,
+        ["terms.pdf"],
+        "{}",
+        String::from_utf8_lossy(&delivered.raw)
+    );
+    let texts: Vec<String> = (0..parsed.text_body_count())
+        .filter_map(|i| parsed.body_text(i).map(|t| t.into_owned()))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("removed the attachment \"invoice.js\"")),
+        "{texts:?}"
+    );
+    let line = mw.decision_line(&out.queue_id().unwrap());
+    assert!(line.contains("stripped attachments: invoice.js"), "{line}");
+}

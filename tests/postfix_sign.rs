@@ -73,7 +73,9 @@ fn stack(prefix: &str) -> Option<Stack> {
          [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"rsa\"\nkey_file = \"{k}/sign.test.rsa.pem\"\n\n\
          [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"ed\"\nkey_file = \"{k}/sign.test.ed.pem\"\nalgorithm = \"ed25519-sha256\"\n\n\
          [[signing.keys]]\ndomain = \"rsa.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/rsa.sign.test.s1.pem\"\n\n\
-         [[signing.keys]]\ndomain = \"ed.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/ed.sign.test.s1.pem\"\n",
+         [[signing.keys]]\ndomain = \"ed.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/ed.sign.test.s1.pem\"\n\n\
+         [[rules]]\nname = \"strip-bat\"\nwhen = {{ attachment_ext = \"bat\" }}\n\
+         then = {{ action = \"strip_attachments\", ext = \"bat\" }}\n",
         dns = knot.address(),
         k = keys.display()
     );
@@ -388,4 +390,28 @@ fn check_dns_compares_published_keys_with_the_private_ones() {
         String::from_utf8_lossy(&missing.stderr)
             .contains("nothing._domainkey.sign.test: ERROR: no TXT record")
     );
+}
+
+#[test]
+fn a_body_the_rules_rebuilt_is_what_gets_signed() {
+    let Some(s) = stack("mw-sign-strip") else {
+        return;
+    };
+    let message = "From: App <noreply@sign.test>\nTo: bob@dest.test\nSubject: your files\n\
+                   Message-ID: <strip-1@sign.test>\nMIME-Version: 1.0\n\
+                   Content-Type: multipart/mixed; boundary=\"b\"\n\n\
+                   --b\nContent-Type: text/plain\n\nAttached.\n\
+                   --b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"run.bat\"\n\n\
+                   @echo off\n--b--\n";
+    let out = s
+        .postfix
+        .send_as(AUTHENTICATED, "bounces@sign.test", message.as_bytes());
+    assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
+    let delivered = s.postfix.wait_delivered("<strip-1@sign.test>");
+    let raw = String::from_utf8_lossy(&delivered.raw).into_owned();
+    assert!(
+        !raw.contains("@echo off") && raw.contains("run.bat"),
+        "{raw}"
+    );
+    assert_two_signatures_verify(&delivered.raw, s.knot.port);
 }

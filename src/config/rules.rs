@@ -17,7 +17,9 @@ use super::parse::{Checker, S};
 use super::units::parse_size;
 use crate::policy::rule::AUTH_METHODS;
 use crate::policy::rule::{DomainList, Impersonation, normalize_name};
-use crate::policy::{Action, Condition, LimitKey, Matcher, Pattern, RateLimit, Rule, TextField};
+use crate::policy::{
+    Action, Condition, LimitKey, Matcher, Pattern, RateLimit, Rule, StripSpec, TextField,
+};
 use crate::reply::SmtpReply;
 
 #[derive(Deserialize, Default)]
@@ -732,19 +734,12 @@ impl RuleCtx<'_, '_> {
             "prefix_subject" => &["prefix"],
             "add_recipient" => &["address"],
             "log" => &["tag"],
-            "strip_attachments" => {
-                self.err(
-                    span,
-                    &format!("{field}.action"),
-                    "strip_attachments is not available in this version of mailwarden yet",
-                );
-                return None;
-            }
+            "strip_attachments" => &["ext", "name", "type"],
             other => {
                 self.err(
                     span,
                     &format!("{field}.action"),
-                    format!("unknown action {other:?}; known: accept, reject, tempfail, discard, quarantine, add_header, set_header, remove_header, prefix_subject, add_recipient, log"),
+                    format!("unknown action {other:?}; known: accept, reject, tempfail, discard, quarantine, add_header, set_header, remove_header, prefix_subject, add_recipient, strip_attachments, log"),
                 );
                 return None;
             }
@@ -834,6 +829,20 @@ impl RuleCtx<'_, '_> {
                 Some(Action::AddRecipient(address))
             }
             "log" => Some(Action::Log(text("tag").unwrap_or_else(|| rule.to_owned()))),
+            "strip_attachments" => {
+                let mut spec = StripSpec::default();
+                for (key, slot) in [
+                    ("ext", &mut spec.ext),
+                    ("name", &mut spec.name),
+                    ("type", &mut spec.mime),
+                ] {
+                    if let Some(v) = t.get(key) {
+                        *slot =
+                            Some(self.matcher(v, &format!("{field}.{key}"), span, key == "ext")?);
+                    }
+                }
+                Some(Action::StripAttachments(spec))
+            }
             _ => None,
         }
     }

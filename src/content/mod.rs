@@ -2,6 +2,7 @@
 //! (for per-attachment scanning), each with a name an admin recognises.
 
 pub mod archive;
+pub mod strip;
 pub mod urls;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};

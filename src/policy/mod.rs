@@ -8,7 +8,7 @@ pub mod rule;
 
 pub use facts::{Attachment, Facts};
 pub use rate::{LimitKey, Limiter, RateLimit};
-pub use rule::{Action, Condition, Matcher, Pattern, Rule, TextField};
+pub use rule::{Action, Condition, Matcher, Pattern, Rule, StripSpec, TextField};
 
 use crate::decision::Edit;
 use crate::transaction::HeaderField;
@@ -547,7 +547,8 @@ pub fn edits_for(changes: &[(Action, String)], headers: &[HeaderField]) -> Vec<E
                 address: format!("<{address}>"),
                 params: None,
             }),
-            Action::Log(_) => {}
+            // The body is rebuilt by the pipeline, which has the raw message.
+            Action::Log(_) | Action::StripAttachments(_) => {}
             Action::Accept
             | Action::Reject(_)
             | Action::Tempfail(_)

@@ -262,8 +262,39 @@ pub enum Action {
     RemoveHeader(String),
     PrefixSubject(String),
     AddRecipient(String),
+    /// Remove the attachments these select (all of them when none is given).
+    StripAttachments(StripSpec),
     /// Only a tag in the decision log line.
     Log(String),
+}
+
+/// Which attachments `strip_attachments` removes: any that one of the given
+/// matchers selects; every attachment when none is given.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StripSpec {
+    pub ext: Option<Matcher>,
+    pub name: Option<Matcher>,
+    /// Declared or detected type.
+    pub mime: Option<Matcher>,
+}
+
+impl StripSpec {
+    pub fn selects(&self, name: &str, ext: &str, types: &[&str]) -> bool {
+        if self.ext.is_none() && self.name.is_none() && self.mime.is_none() {
+            return true;
+        }
+        self.ext
+            .as_ref()
+            .is_some_and(|m| m.first_match(&[ext]).is_some())
+            || self
+                .name
+                .as_ref()
+                .is_some_and(|m| m.first_match(&[name]).is_some())
+            || self
+                .mime
+                .as_ref()
+                .is_some_and(|m| m.first_match(types).is_some())
+    }
 }
 
 impl Action {
@@ -291,6 +322,23 @@ impl Action {
             Action::RemoveHeader(n) => format!("remove_header {n}"),
             Action::PrefixSubject(p) => format!("prefix_subject {p:?}"),
             Action::AddRecipient(a) => format!("add_recipient {a}"),
+            Action::StripAttachments(spec) => {
+                let mut what = Vec::new();
+                for (label, m) in [
+                    ("ext", &spec.ext),
+                    ("name", &spec.name),
+                    ("type", &spec.mime),
+                ] {
+                    if let Some(m) = m {
+                        what.push(format!("{label} {}", m.describe()));
+                    }
+                }
+                if what.is_empty() {
+                    "strip_attachments (all)".into()
+                } else {
+                    format!("strip_attachments ({})", what.join("; "))
+                }
+            }
             Action::Log(tag) => format!("log {tag:?}"),
         }
     }
