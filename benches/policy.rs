@@ -152,6 +152,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("100 rules: evaluate only", |b| {
         b.iter(|| policy::evaluate(&config.rules, black_box(&facts), false, &rates, false))
     });
+    c.bench_function("mail-parser alone (parse 50 KB)", |b| {
+        b.iter(|| mailwarden::content::parse(black_box(&raw)).map(|m| m.parts.len()))
+    });
     c.bench_function("gather facts only (parse 50 KB)", |b| {
         b.iter(|| Facts::gather(black_box(&tx), &direction, None, None, true))
     });
