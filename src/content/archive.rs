@@ -75,53 +75,54 @@ pub fn zip_names(data: &[u8]) -> Vec<String> {
 }
 
 #[cfg(test)]
+/// A stored (uncompressed) zip with these members, built by hand.
+pub(crate) fn test_zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in members {
+        let offset = out.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = sig.to_le_bytes().to_vec();
+            if central {
+                h.extend([20, 0]);
+            }
+            h.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            h.extend(0u32.to_le_bytes()); // crc, not checked here
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend([0, 0]);
+            if central {
+                h.extend([0; 10]); // comment length, disk, attributes
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(*data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    let cd_len = central.len() as u32;
+    out.extend(central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0, 0, 0, 0]);
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend(cd_len.to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend([0, 0]);
+    out
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A stored (uncompressed) zip with these members, built by hand.
-    pub fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
-        for (name, data) in members {
-            let offset = out.len() as u32;
-            let header = |sig: u32, central: bool| {
-                let mut h = sig.to_le_bytes().to_vec();
-                if central {
-                    h.extend([20, 0]);
-                }
-                h.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-                h.extend(0u32.to_le_bytes()); // crc, not checked here
-                h.extend((data.len() as u32).to_le_bytes());
-                h.extend((data.len() as u32).to_le_bytes());
-                h.extend((name.len() as u16).to_le_bytes());
-                h.extend([0, 0]);
-                if central {
-                    h.extend([0; 10]); // comment length, disk, attributes
-                    h.extend(offset.to_le_bytes());
-                }
-                h.extend(name.as_bytes());
-                h
-            };
-            out.extend(header(0x0403_4b50, false));
-            out.extend(*data);
-            central.extend(header(0x0201_4b50, true));
-        }
-        let cd_offset = out.len() as u32;
-        let cd_len = central.len() as u32;
-        out.extend(central);
-        out.extend(0x0605_4b50u32.to_le_bytes());
-        out.extend([0, 0, 0, 0]);
-        out.extend((members.len() as u16).to_le_bytes());
-        out.extend((members.len() as u16).to_le_bytes());
-        out.extend(cd_len.to_le_bytes());
-        out.extend(cd_offset.to_le_bytes());
-        out.extend([0, 0]);
-        out
-    }
-
     #[test]
     fn reads_member_names_and_sniffs_types() {
-        let z = zip(&[
+        let z = test_zip(&[
             ("invoice.pdf.exe", b"MZ\x90\x00"),
             ("dir/", b""),
             ("readme.txt", b"hi"),

@@ -409,3 +409,43 @@ fn display_name_impersonation_from_outside() {
     );
     assert!(!from("John Smith", "john@partner.example").matched);
 }
+
+#[test]
+fn names_inside_a_zip_attachment_are_attachment_facts() {
+    use crate::transaction::Transaction;
+    use base64::Engine as _;
+    let zip = crate::content::archive::test_zip(&[("report.pdf.exe", b"MZ\x90\x00")]);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&zip);
+    let body = format!(
+        "--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"docs.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+    );
+    let tx = Transaction {
+        headers: vec![
+            header("MIME-Version", " 1.0"),
+            header("Content-Type", " multipart/mixed; boundary=\"b\""),
+        ],
+        headers_exact: true,
+        body_size: body.len() as u64,
+        body: Bytes::from(body),
+        ..Default::default()
+    };
+    let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
+    let f = Facts::gather(&tx, &direction, None, None, true);
+    let zip_fact = f.attachments.iter().find(|a| a.name == "docs.zip").unwrap();
+    assert_eq!(
+        zip_fact.detected.as_deref(),
+        Some("application/zip"),
+        "sniffed, though declared octet-stream"
+    );
+    let inner = f.attachments.iter().find(|a| a.inside.is_some()).unwrap();
+    assert_eq!(
+        (inner.name.as_str(), inner.ext.as_str()),
+        ("report.pdf.exe", "exe")
+    );
+    assert_eq!(inner.inside.as_deref(), Some("docs.zip"));
+    let r = rules(
+        "[[rules]]\nname = \"r\"\nwhen = { attachment_ext = \"exe\" }\nthen = { action = \"log\" }\n",
+    );
+    assert!(check(&r[0].when, &f).matched);
+}
