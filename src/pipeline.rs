@@ -426,7 +426,20 @@ fn strip_attachments(tx: &Transaction, evaluation: &Evaluation) -> Option<(Optio
                 rules.join(", ")
             )
         },
-    )?;
+    );
+    let stripped = match stripped {
+        Ok(s) => s?,
+        Err(name) => {
+            warn!(
+                queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+                "attachment {name:?} not stripped: the message is that attachment, not multipart"
+            );
+            return Some((
+                None,
+                format!("attachment {name} not stripped: the message is not multipart"),
+            ));
+        }
+    };
     Some((
         Some(Edit::ReplaceBody(bytes::Bytes::from(stripped.body))),
         format!("stripped attachments: {}", stripped.removed.join(", ")),

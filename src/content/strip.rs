@@ -24,15 +24,15 @@ pub struct Stripped {
 
 /// Replaces every attachment `remove` selects. `raw` is the whole message as
 /// parsed into `message` and `header_len` the length of its header block. `None`
-/// when nothing was removed, or when the message is not multipart (an attachment
-/// that is the whole message cannot be taken out of it).
+/// when nothing was removed; `Err(name)` when the message is not multipart and is
+/// itself a selected attachment (it cannot be taken out of itself).
 pub fn strip(
     message: &Message<'_>,
     raw: &[u8],
     header_len: usize,
     remove: impl Fn(&Candidate<'_>) -> bool,
     notice: impl Fn(&str) -> String,
-) -> Option<Stripped> {
+) -> Result<Option<Stripped>, String> {
     let mut cuts: Vec<(usize, usize, String)> = Vec::new();
     for &id in &message.attachments {
         let id = id as usize;
@@ -40,25 +40,14 @@ pub fn strip(
             continue;
         };
         if id == 0 {
+            // The whole message is the attachment: it cannot be cut out of itself.
+            if remove(&candidate(part)) {
+                return Err(candidate(part).name.to_owned());
+            }
             continue;
         }
-        let name = part.attachment_name().unwrap_or("(unnamed)");
-        let candidate = Candidate {
-            name,
-            ext: name
-                .rsplit_once('.')
-                .map(|(_, e)| e.to_ascii_lowercase())
-                .unwrap_or_default(),
-            declared: part
-                .content_type()
-                .map(|ct| match &ct.c_subtype {
-                    Some(sub) => format!("{}/{sub}", ct.c_type),
-                    None => ct.c_type.to_string(),
-                })
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-            detected: archive::sniff(part.contents()),
-        };
+        let candidate = candidate(part);
+        let name = candidate.name;
         if remove(&candidate) {
             let (start, end) = (part.offset_header as usize, part.offset_end as usize);
             if start >= header_len && start < end && end <= raw.len() {
@@ -67,7 +56,7 @@ pub fn strip(
         }
     }
     if cuts.is_empty() {
-        return None;
+        return Ok(None);
     }
     cuts.sort_by_key(|c| c.0);
     let mut body = Vec::with_capacity(raw.len() - header_len);
@@ -90,7 +79,27 @@ pub fn strip(
         removed.push(name);
     }
     body.extend_from_slice(&raw[at..]);
-    Some(Stripped { body, removed })
+    Ok(Some(Stripped { body, removed }))
+}
+
+fn candidate<'p>(part: &'p mail_parser::MessagePart<'_>) -> Candidate<'p> {
+    let name = part.attachment_name().unwrap_or("(unnamed)");
+    Candidate {
+        name,
+        ext: name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default(),
+        declared: part
+            .content_type()
+            .map(|ct| match &ct.c_subtype {
+                Some(sub) => format!("{}/{sub}", ct.c_type),
+                None => ct.c_type.to_string(),
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        detected: archive::sniff(part.contents()),
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +126,7 @@ Content-Disposition: attachment; filename=\"terms.pdf\"\r\n\r\n%PDF-1.4 x\r\n\
             |c| c.ext == "exe" || c.detected == Some("application/x-msdownload"),
             |name| format!("The attachment {name} was removed."),
         )
+        .unwrap()
         .unwrap();
         assert_eq!(out.removed, ["setup.exe"]);
         let mut rebuilt = raw.as_bytes()[..header_len].to_vec();
@@ -152,7 +162,21 @@ Content-Disposition: attachment; filename=\"terms.pdf\"\r\n\r\n%PDF-1.4 x\r\n\
                 |c| c.ext == "zip",
                 |n| n.into()
             )
+            .unwrap()
             .is_none()
         );
+        // A message that is itself the attachment.
+        let single = "From: a@example.com\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"run.exe\"\r\n\r\nMZ\r\n";
+        let header_len = single.find("\r\n\r\n").unwrap() + 4;
+        let message = crate::content::parse(single.as_bytes()).unwrap();
+        let refused = strip(
+            &message,
+            single.as_bytes(),
+            header_len,
+            |c| c.ext == "exe",
+            |n| n.into(),
+        );
+        assert_eq!(refused.err().as_deref(), Some("run.exe"));
     }
 }
