@@ -10,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::admin;
 use crate::config::{self, Config, LogFormat};
 use crate::milter::{ListenAddr, Server, Service};
 use crate::observe::{self, LogHandle};
@@ -80,6 +81,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     check_fd_limit(config.server.max_sessions);
     let first = service(&config).inspect_err(|e| error!("{e}"))?;
     let (services_tx, services_rx) = watch::channel(first);
+    let admin_services = services_rx.clone();
     let server = Server::bind(
         &config.server.listen,
         config.server.socket_mode,
@@ -96,6 +98,19 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     }
 
     let (trigger, shutdown) = shutdown::channel();
+    // Metrics are recorded only when an endpoint can show them.
+    observe::metrics::metrics().enable(config.admin.is_some());
+    let admin = match &config.admin {
+        Some(a) => {
+            let admin =
+                Arc::new(admin::Admin::new(a, admin_services).inspect_err(|e| error!("{e}"))?);
+            admin::serve(a, admin.clone(), shutdown.clone())
+                .await
+                .inspect_err(|e| error!("{e}"))?;
+            Some(admin)
+        }
+        None => None,
+    };
     let drain = config.server.shutdown_timeout;
     let serving = tokio::spawn(server.serve(shutdown, drain));
     systemd::notify("READY=1\nSTATUS=serving");
@@ -103,7 +118,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let mut running = config;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&options, &mut running, &services_tx, &log),
+            _ = hangup.recv() => {
+                reload(&options, &mut running, &services_tx, &log);
+                if let (Some(admin), Some(a)) = (&admin, &running.admin) {
+                    admin.reload_tokens(a);
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }

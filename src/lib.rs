@@ -1,6 +1,7 @@
 //! mailwarden: a mail-security milter for Postfix. See `ARCHITECTURE.md` in the
 //! design notes for the layers; each module's own doc says what it is for.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod content;

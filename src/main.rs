@@ -212,6 +212,12 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
         eprintln!("mailwarden: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(admin) = &c.admin
+        && let Err(e) = mailwarden::admin::read_tokens(&admin.token_file)
+    {
+        eprintln!("mailwarden: {e}");
+        return ExitCode::FAILURE;
+    }
     let source = c
         .source
         .as_ref()

@@ -6,6 +6,7 @@
 //! in before signing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::warn;
 
@@ -18,6 +19,7 @@ use crate::decision::{Decision, Edit, Verdict, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
+use crate::observe::metrics::{AuthLabels, ClassLabels, MessageLabels, RuleLabels, metrics};
 use crate::policy::{self, Action, Evaluation, Facts, Limiter, RateLimit, Rule};
 use crate::reply::SmtpReply;
 use crate::scan::{Outcome, Scanner, Streams};
@@ -80,6 +82,18 @@ impl Pipeline {
         })
     }
 
+    /// What `/readyz` reports: each dependency by name, and whether it answers.
+    pub async fn readiness(&self) -> Vec<(String, Result<(), String>)> {
+        let mut out = vec![("dns".to_owned(), self.verifier.dns_reachable().await)];
+        if let Some((_, scanner)) = &self.antivirus {
+            out.push((
+                format!("clamd {}", scanner.addr()),
+                scanner.ping().await.map_err(|e| e.to_string()),
+            ));
+        }
+        out
+    }
+
     /// The same pipeline, keeping the reason for every rule condition.
     pub fn explaining(mut self) -> Self {
         self.explain = true;
@@ -107,7 +121,9 @@ impl Pipeline {
                 body_len: tx.body_size,
                 body_complete: !tx.body_truncated(),
             };
+            let started = Instant::now();
             let report = self.verifier.verify(&envelope).await;
+            metrics().observe("dns", started.elapsed());
             reason = format!("{reason}: {}", report.summary());
             match self.dmarc_action(&report, tx.body_truncated()) {
                 Ok((v, quarantine)) => {
@@ -147,7 +163,9 @@ impl Pipeline {
             && (verdict == Verdict::Accept || !self.rules.is_empty())
         {
             edits.extend(remove_ours(tx, &[VIRUS_SCANNED, VIRUS_STATUS]));
+            let started = Instant::now();
             let outcome = scan_message(tx, av, scanner).await;
+            metrics().observe("clamd", started.elapsed());
             let step = antivirus_step(tx, av, scanner, &outcome).await;
             reason = format!("{reason}; {}", step.note);
             for e in step.edits {
@@ -241,7 +259,10 @@ impl Pipeline {
             && verdict == Verdict::Accept
             && !self.signer.is_empty()
         {
-            match self.sign(tx, &edits) {
+            let started = Instant::now();
+            let signed = self.sign(tx, &edits);
+            metrics().observe("signing", started.elapsed());
+            match signed {
                 Ok((signatures, note)) => {
                     edits.extend(signatures);
                     reason = format!("{reason}; {note}");
@@ -715,8 +736,75 @@ impl Filter for Pipeline {
     }
 
     async fn decide(&self, tx: Arc<Transaction>) -> Decision {
-        self.examine(&tx).await.decision
+        let started = Instant::now();
+        let findings = self.examine(&tx).await;
+        record(&findings, started.elapsed());
+        findings.decision
     }
+}
+
+/// Counts one decided message in the metrics (when they are on).
+fn record(f: &Findings, took: std::time::Duration) {
+    let m = metrics();
+    if !m.enabled() {
+        return;
+    }
+    let direction = match f.direction {
+        Direction::Inbound(_) => "inbound",
+        Direction::Outbound(_) => "outbound",
+    };
+    let held = f
+        .decision
+        .edits
+        .iter()
+        .any(|e| matches!(e, Edit::Quarantine { .. }));
+    let action = if held && f.decision.verdict == Verdict::Accept {
+        "quarantine"
+    } else {
+        f.decision.verdict.label()
+    };
+    m.messages
+        .get_or_create(&MessageLabels { direction, action })
+        .inc();
+    if let Some(report) = &f.auth {
+        for r in report.methods() {
+            let labels = AuthLabels {
+                method: r.method,
+                result: r.result.as_str(),
+            };
+            m.auth_results.get_or_create(&labels).inc();
+            if r.result == AuthResult::TempError {
+                m.dns_errors.get_or_create(&labels).inc();
+            }
+        }
+    }
+    match &f.scan {
+        Some(Outcome::Infected(_)) => {
+            m.viruses.inc();
+        }
+        Some(Outcome::Error(e)) => {
+            m.clamd_errors
+                .get_or_create(&ClassLabels {
+                    class: e.class.as_str(),
+                })
+                .inc();
+        }
+        _ => {}
+    }
+    if let Some(eval) = &f.policy {
+        for t in &eval.trace {
+            if t.check.as_ref().is_some_and(|c| c.matched) {
+                let mode = if t.monitor { "monitor" } else { "enforce" };
+                m.rule_matches
+                    .get_or_create(&RuleLabels {
+                        rule: t.name.clone(),
+                        mode,
+                    })
+                    .inc();
+            }
+        }
+    }
+    m.observe("message", took);
 }
 
 /// The queue id comes from the MTA; keep only what a queue id can contain.

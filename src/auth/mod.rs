@@ -33,6 +33,25 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// Whether the name servers answer at all: any DNS answer (even NXDOMAIN or
+    /// REFUSED) counts; a time-out or an unreachable server does not.
+    pub async fn dns_reachable(&self) -> Result<(), String> {
+        use mail_auth::hickory_resolver::net::NetError;
+        use mail_auth::hickory_resolver::proto::rr::RecordType;
+        match self
+            .resolver
+            .resolver()
+            .lookup(
+                format!("{}.", self.authserv_id.trim_end_matches('.')),
+                RecordType::SOA,
+            )
+            .await
+        {
+            Ok(_) | Err(NetError::Dns(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     pub fn new(dns: &DnsConfig, inbound: &InboundConfig) -> Result<Self, String> {
         Ok(Verifier {
             resolver: dns::authenticator(dns)?,

@@ -26,6 +26,8 @@ pub struct Config {
     pub rate_limits: Vec<crate::policy::RateLimit>,
     /// `[policy] mode = "monitor"`: every rule only logs what it would do.
     pub policy_monitor: bool,
+    /// `None`: no admin endpoint, and no metrics are recorded.
+    pub admin: Option<AdminConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -233,4 +235,14 @@ pub struct AntivirusConfig {
     pub mode: ScanMode,
     /// Add `X-Virus-Scanned` to scanned mail.
     pub header: bool,
+}
+
+/// `[admin]`: the HTTP endpoint for metrics and health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Bearer tokens, one per line.
+    pub token_file: PathBuf,
+    /// Serve `/metrics` without a token.
+    pub public_metrics: bool,
 }

@@ -32,6 +32,7 @@ struct RawConfig {
     policy: Option<super::rules::RawPolicy>,
     rules: Option<Vec<Spanned<super::rules::RawRule>>>,
     rate_limits: Option<Vec<Spanned<super::rules::RawRateLimit>>>,
+    admin: S<RawAdmin>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +76,14 @@ struct RawInbound {
     dmarc_enforce: Option<bool>,
     on_dns_error: S<String>,
     trusted_arc_sealers: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: S<String>,
+    token_file: S<String>,
+    public_metrics: Option<bool>,
 }
 
 /// Collects errors with positions resolved against the source text.
@@ -252,6 +261,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let antivirus = raw
         .antivirus
         .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
+    let admin = raw.admin.map(|a| check_admin(&mut c, a, file));
     let policy_monitor = super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
     let rules =
@@ -268,6 +278,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             rules,
             rate_limits,
             policy_monitor,
+            admin,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -345,6 +356,40 @@ fn check_server(c: &mut Checker, raw: RawServer) -> ServerConfig {
         ),
         max_message_size: c.size(raw.max_message_size, "server.max_message_size", 64 << 20, 1),
         trace_header: raw.trace_header.unwrap_or(true),
+    }
+}
+
+fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> AdminConfig {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let listen = c.value(
+        raw.listen,
+        "admin.listen",
+        SocketAddr::from(([127, 0, 0, 1], 8892)),
+        |t| {
+            t.strip_prefix("inet:")
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .ok_or_else(|| format!("{t:?} is not an address like \"inet:127.0.0.1:8892\""))
+        },
+    );
+    let token_file = match raw.token_file {
+        Some(t) => file
+            .and_then(Path::parent)
+            .map(|dir| dir.join(t.get_ref()))
+            .unwrap_or_else(|| PathBuf::from(t.get_ref())),
+        None => {
+            c.error(
+                Some(span),
+                "admin.token_file",
+                "is required: a file of bearer tokens, one per line (the endpoint never runs without credentials)",
+            );
+            PathBuf::new()
+        }
+    };
+    AdminConfig {
+        listen,
+        token_file,
+        public_metrics: raw.public_metrics.unwrap_or(false),
     }
 }
 

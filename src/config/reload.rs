@@ -19,6 +19,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.log.format != new.log.format {
         keys.push("log.format");
     }
+    let admin_addr = |c: &Config| c.admin.as_ref().map(|a| a.listen);
+    if admin_addr(running) != admin_addr(new) {
+        keys.push("admin.listen");
+    }
     keys
 }
 

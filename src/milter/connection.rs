@@ -73,7 +73,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     F: Filter,
 {
+    let metrics = crate::observe::metrics::metrics();
+    metrics.sessions_active.inc();
     let result = Driver::new(stream, id, services, shutdown).run().await;
+    metrics.sessions_active.dec();
     match &result {
         Ok(Ended::Shutdown) => info!(
             session = id,
@@ -83,7 +86,10 @@ where
         Err(SessionError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
             info!(session = id, peer, "milter session reset by the MTA")
         }
-        Err(e) => warn!(session = id, peer, "closing milter session: {e}"),
+        Err(e) => {
+            metrics.protocol_errors.inc();
+            warn!(session = id, peer, "closing milter session: {e}")
+        }
     }
     result
 }

@@ -1,6 +1,8 @@
 //! Logging: `tracing` to standard error, as human-readable text or JSON lines, with a
 //! level filter that a reload can change. Every message decision is one event.
 
+pub mod metrics;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};

@@ -1,0 +1,224 @@
+//! The admin endpoint against a running mailwarden: after known messages through a
+//! real Postfix, `/metrics` (parsed, not grepped) shows exactly those counts; every
+//! path refuses a missing or wrong bearer token; `/readyz` names clamd while it is
+//! stopped and is ready again when it is back.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::clamd::Clamd;
+use common::mailwarden::Mailwarden;
+use common::smtp::Peer;
+use common::{free_port, require, shared_tempdir, wait_for};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// `[admin]` on a fresh port with a token file in `dir`.
+fn admin_section(dir: &Path) -> (u16, String) {
+    let port = free_port();
+    let tokens = dir.join("admin-tokens");
+    std::fs::write(&tokens, format!("# test\n{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (
+        port,
+        format!(
+            "[admin]\nlisten = \"inet:127.0.0.1:{port}\"\ntoken_file = \"{}\"\n",
+            tokens.display()
+        ),
+    )
+}
+
+/// (status, body) of a GET with an optional bearer token.
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to admin");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Prometheus text format → `name{labels}` → value (comments skipped).
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_known_messages_and_need_a_token() {
+    if !require("postfix", "postfix")
+        || !require("smtp-sink", "postfix")
+        || !require("knotd", "knot")
+        || !require("kdig", "knot-dnsutils")
+    {
+        return;
+    }
+    let dir = shared_tempdir("mw-admin");
+    let knot = common::knot::Knot::start(dir.path());
+    let (port, admin) = admin_section(dir.path());
+    let extra = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n{admin}\n\
+         [[rules]]\nname = \"block-lottery\"\nwhen = {{ subject = {{ regex = \"(?i)lottery\" }} }}\n\
+         then = {{ action = \"reject\" }}\n",
+        knot.address()
+    );
+    let mw = Mailwarden::start(dir.path(), "", &extra);
+    let postfix = common::postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    assert!(
+        wait_for(Duration::from_secs(10), || (get(
+            port,
+            "/healthz",
+            Some(TOKEN)
+        )
+        .0 == 200)
+            .then_some(()))
+        .is_some(),
+        "{}",
+        mw.log()
+    );
+
+    let outside = Peer {
+        addr: "192.0.2.10",
+        name: "mail.sender.test",
+        helo: "mail.sender.test",
+        login: None,
+    };
+    let message = |id: &str, subject: &str| {
+        format!(
+            "From: alice@sender.test\r\nTo: bob@dest.test\r\nSubject: {subject}\r\nMessage-ID: <{id}@sender.test>\r\n\r\nhi\r\n"
+        )
+        .into_bytes()
+    };
+    for i in 0..2 {
+        let out = postfix.send_as(
+            outside,
+            "alice@sender.test",
+            &message(&format!("m{i}"), "hello"),
+        );
+        assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    }
+    let out = postfix.send_as(
+        outside,
+        "alice@sender.test",
+        &message("m2", "You won the LOTTERY"),
+    );
+    assert_eq!(out.last.code, 550, "{out:?}");
+    let out = postfix.send(&message("m3", "internal"));
+    assert!(out.accepted(), "{out:?}");
+
+    // Credentials first.
+    assert_eq!(get(port, "/metrics", None).0, 401);
+    assert_eq!(get(port, "/metrics", Some("wrong-token-0123456789")).0, 401);
+    assert_eq!(get(port, "/readyz", None).0, 401);
+    let (status, body) = get(port, "/metrics", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let m = parse_metrics(&body);
+    let value = |key: &str| {
+        m.get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key} in\n{body}"))
+    };
+    assert_eq!(
+        value("mailwarden_messages_total{direction=\"inbound\",action=\"accept\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("mailwarden_messages_total{direction=\"inbound\",action=\"reject\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mailwarden_messages_total{direction=\"outbound\",action=\"accept\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mailwarden_rule_matches_total{rule=\"block-lottery\",mode=\"enforce\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mailwarden_auth_results_total{method=\"dmarc\",result=\"pass\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("mailwarden_latency_seconds_count{step=\"message\"}"),
+        4.0
+    );
+    assert_eq!(value("mailwarden_latency_seconds_count{step=\"dns\"}"), 3.0);
+    assert_eq!(
+        value("mailwarden_admin_denied_total{class=\"missing\"}"),
+        2.0
+    );
+    assert_eq!(value("mailwarden_admin_denied_total{class=\"wrong\"}"), 1.0);
+    assert!(m.contains_key("mailwarden_sessions_active"), "{body}");
+    assert!(!mw.log().contains(TOKEN), "the token never reaches the log");
+}
+
+#[test]
+fn readyz_names_clamd_while_it_is_down() {
+    if !require("clamd", "clamav-daemon")
+        || !require("knotd", "knot")
+        || !require("kdig", "knot-dnsutils")
+    {
+        return;
+    }
+    let dir = shared_tempdir("mw-admin-ready");
+    let knot = common::knot::Knot::start(dir.path());
+    let mut clamd = Clamd::start(dir.path(), "10M");
+    let (port, admin) = admin_section(dir.path());
+    let extra = format!(
+        "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n{admin}\n\
+         [antivirus]\nclamd = \"{}\"\n",
+        knot.address(),
+        clamd.tcp()
+    );
+    let mw = Mailwarden::start(dir.path(), "", &extra);
+    let ready = || get(port, "/readyz", Some(TOKEN));
+    let first = wait_for(Duration::from_secs(10), || {
+        let r = ready();
+        (r.0 == 200).then_some(r)
+    });
+    let (_, body) = first.unwrap_or_else(|| panic!("never ready: {:?}\n{}", ready(), mw.log()));
+    assert!(
+        body.starts_with("ready") && body.contains("dns: ok"),
+        "{body}"
+    );
+    clamd.stop();
+    let (status, body) = ready();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&format!("clamd {}: not ready", clamd.tcp())) && body.contains("dns: ok"),
+        "{body}"
+    );
+    clamd.restart();
+    assert_eq!(ready().0, 200);
+    // DNS down is named too.
+    drop(knot);
+    let (status, body) = ready();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("dns: not ready"), "{body}");
+}
