@@ -175,30 +175,127 @@ async fn readyz(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response
         .into_response()
 }
 
+/// The rustls server configuration for `[admin]`'s TLS settings; `None` for plain
+/// HTTP. Errors name the file.
+pub fn tls_config(config: &AdminConfig) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let Some((cert_file, key_file)) = &config.tls else {
+        return Ok(None);
+    };
+    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", path.display()));
+        }
+        Ok(certs)
+    };
+    let chain = certs(cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match &config.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let tls = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{} / {}: {e}", cert_file.display(), key_file.display()))?;
+    Ok(Some(Arc::new(tls)))
+}
+
 /// Binds the endpoint and serves it until `shutdown`.
 pub async fn serve(
     config: &AdminConfig,
     admin: Arc<Admin>,
     shutdown: Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
+    let tls = tls_config(config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("admin.listen {}: {e}", config.listen))?;
-    info!(listen = %config.listen, "admin endpoint listening (/metrics, /healthz, /readyz)");
+    let scheme = match (&tls, &config.client_ca) {
+        (None, _) => "http",
+        (Some(_), None) => "https",
+        (Some(_), Some(_)) => "https with client certificates",
+    };
+    info!(listen = %config.listen, scheme, "admin endpoint listening (/metrics, /healthz, /readyz)");
     let app = Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(admin);
+    let mut shutdown = shutdown;
+    let Some(tls) = tls else {
+        return Ok(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await;
+            if let Err(e) = served {
+                warn!("admin endpoint stopped: {e}");
+            }
+        }));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     Ok(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let mut shutdown = shutdown;
-                shutdown.wait().await
-            })
-            .await;
-        if let Err(e) = served {
-            warn!("admin endpoint stopped: {e}");
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!("admin endpoint: accept failed: {e}");
+                        continue;
+                    }
+                },
+                _ = shutdown.wait() => return,
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    acceptor.accept(stream),
+                );
+                let tls = match handshake.await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        metrics()
+                            .admin_denied
+                            .get_or_create(&ClassLabels { class: "tls" })
+                            .inc();
+                        info!(%peer, "admin endpoint: TLS handshake refused: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let service = hyper::service::service_fn(move |request| {
+                    use tower::ServiceExt;
+                    app.clone().oneshot(request)
+                });
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
         }
     }))
 }

@@ -214,6 +214,7 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
     }
     if let Some(admin) = &c.admin
         && let Err(e) = mailwarden::admin::read_tokens(&admin.token_file)
+            .and_then(|_| mailwarden::admin::tls_config(admin))
     {
         eprintln!("mailwarden: {e}");
         return ExitCode::FAILURE;

@@ -245,4 +245,8 @@ pub struct AdminConfig {
     pub token_file: PathBuf,
     /// Serve `/metrics` without a token.
     pub public_metrics: bool,
+    /// HTTPS: certificate chain and private key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Mutual TLS: clients must present a certificate issued by this CA (PEM).
+    pub client_ca: Option<PathBuf>,
 }

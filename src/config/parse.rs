@@ -84,6 +84,9 @@ struct RawAdmin {
     listen: S<String>,
     token_file: S<String>,
     public_metrics: Option<bool>,
+    tls_cert: S<String>,
+    tls_key: S<String>,
+    client_ca: S<String>,
 }
 
 /// Collects errors with positions resolved against the source text.
@@ -372,11 +375,33 @@ fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> 
                 .ok_or_else(|| format!("{t:?} is not an address like \"inet:127.0.0.1:8892\""))
         },
     );
+    let relative = |t: &str| {
+        file.and_then(Path::parent)
+            .map(|dir| dir.join(t))
+            .unwrap_or_else(|| PathBuf::from(t))
+    };
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => Some((relative(cert.get_ref()), relative(key.get_ref()))),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            c.error(
+                Some(one.span()),
+                "admin.tls_cert",
+                "tls_cert and tls_key go together",
+            );
+            None
+        }
+    };
+    let client_ca = raw.client_ca.as_ref().map(|ca| relative(ca.get_ref()));
+    if let (Some(ca), None) = (&raw.client_ca, &tls) {
+        c.error(
+            Some(ca.span()),
+            "admin.client_ca",
+            "needs tls_cert and tls_key: client certificates are checked only over TLS",
+        );
+    }
     let token_file = match raw.token_file {
-        Some(t) => file
-            .and_then(Path::parent)
-            .map(|dir| dir.join(t.get_ref()))
-            .unwrap_or_else(|| PathBuf::from(t.get_ref())),
+        Some(t) => relative(t.get_ref()),
         None => {
             c.error(
                 Some(span),
@@ -390,6 +415,8 @@ fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> 
         listen,
         token_file,
         public_metrics: raw.public_metrics.unwrap_or(false),
+        tls,
+        client_ca,
     }
 }
 

@@ -19,9 +19,13 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.log.format != new.log.format {
         keys.push("log.format");
     }
-    let admin_addr = |c: &Config| c.admin.as_ref().map(|a| a.listen);
-    if admin_addr(running) != admin_addr(new) {
-        keys.push("admin.listen");
+    let endpoint = |c: &Config| {
+        c.admin
+            .as_ref()
+            .map(|a| (a.listen, a.tls.clone(), a.client_ca.clone(), a.public_metrics))
+    };
+    if endpoint(running) != endpoint(new) {
+        keys.push("admin (listen, TLS files, public_metrics)");
     }
     keys
 }
