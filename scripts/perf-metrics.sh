@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Metrics on (an [admin] endpoint configured, so every decision is counted) against
-# off, on the accept-all milter path from 127.0.0.1: two mailwarden processes,
+# Metrics and anomaly tracking on (an [admin] endpoint and [alerts] configured, so
+# every decision is counted and fed to the detector) against both off, on the accept-all milter path from 127.0.0.1: two mailwarden processes,
 # measured in alternating rounds (this machine's speed drifts), compared by median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ chmod 600 "$work/tokens"
 off=${PORT:-18896}
 on=$((off + 1))
 printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n' "$off" >"$work/off.toml"
-printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n[admin]\nlisten = "inet:127.0.0.1:%s"\ntoken_file = "%s"\n' \
+printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n[admin]\nlisten = "inet:127.0.0.1:%s"\ntoken_file = "%s"\n[alerts]\nmin_messages = 1000000\n' \
     "$on" "$((on + 100))" "$work/tokens" >"$work/on.toml"
 for mode in off on; do
     ./target/release/mailwarden serve -c "$work/$mode.toml" 2>"$work/$mode.log" &

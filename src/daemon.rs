@@ -100,6 +100,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let (trigger, shutdown) = shutdown::channel();
     // Metrics are recorded only when an endpoint can show them.
     observe::metrics::metrics().enable(config.admin.is_some());
+    if let Some(alerts) = &config.alerts {
+        observe::alerts::start(alerts);
+    }
     let admin = match &config.admin {
         Some(a) => {
             let admin =

@@ -739,6 +739,32 @@ impl Filter for Pipeline {
         let started = Instant::now();
         let findings = self.examine(&tx).await;
         record(&findings, started.elapsed());
+        if let Some(detector) = crate::observe::alerts::detector() {
+            let auth_user = match &findings.direction {
+                Direction::Outbound(crate::direction::Origin::Authenticated(user)) => {
+                    Some(user.as_str())
+                }
+                _ => None,
+            };
+            let observation = crate::observe::alerts::Observation {
+                inbound: matches!(findings.direction, Direction::Inbound(_)),
+                auth_user,
+                sender_domain: policy::facts::domain_of(tx.sender.address()),
+                client_ip: tx.client.ip.map(|ip| ip.to_string()),
+                dmarc_fail: findings
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.dmarc.result == AuthResult::Fail),
+                virus: matches!(findings.scan, Some(Outcome::Infected(_))),
+                rejected: matches!(findings.decision.verdict, Verdict::Reject(_)),
+                error: matches!(findings.scan, Some(Outcome::Error(_)))
+                    || findings
+                        .auth
+                        .as_ref()
+                        .is_some_and(|a| a.dns_failure().is_some()),
+            };
+            detector.observe(&observation, Instant::now());
+        }
         findings.decision
     }
 }

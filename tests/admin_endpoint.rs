@@ -345,3 +345,194 @@ fn https_and_mutual_tls() {
     assert!(plain.map_or(true, |(status, _)| status != 200));
     assert!(mw.log().contains("TLS handshake refused"), "{}", mw.log());
 }
+
+/// An HTTPS webhook receiver on a loopback port: records each request body and
+/// answers 200.
+struct Webhook {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn webhook(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> Webhook {
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::sync::{Arc, Mutex};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then Content-Length bytes of body.
+            let body = loop {
+                match tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(format!("{head}\r\n\r\n{body}"));
+                    }
+                }
+            };
+            if let Some(request) = body {
+                seen.lock().unwrap().push(request);
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+    });
+    Webhook { port, bodies }
+}
+
+#[test]
+fn a_burst_from_one_account_gives_one_webhook_call_and_one_email() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+        return;
+    }
+    let dir = shared_tempdir("mw-alerts");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let hook_key = KeyPair::generate().unwrap();
+    let hook_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&hook_key, &ca)
+        .unwrap();
+    let hook = webhook(&hook_cert, &hook_key);
+    let ca_file = dir.path().join("webhook-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let hook_token = dir.path().join("webhook-token");
+    std::fs::write(&hook_token, "hook-secret-123\n").unwrap();
+
+    let mw_port = free_port();
+    let postfix = common::postfix::Postfix::start(
+        dir.path(),
+        &format!("inet:127.0.0.1:{mw_port}"),
+        "tempfail",
+    );
+    let alerts = format!(
+        "[alerts]\nmin_messages = 5\nwindow = \"10m\"\ncooldown = \"1h\"\n\
+         webhook = \"https://localhost:{}/hook\"\nwebhook_ca = \"{}\"\nwebhook_token_file = \"{}\"\n\
+         email_to = \"security@dest.test\"\nemail_from = \"mailwarden@mx.harness.test\"\n\
+         smtp_relay = \"127.0.0.1:{}\"\n",
+        hook.port,
+        ca_file.display(),
+        hook_token.display(),
+        postfix.smtp_port
+    );
+    let mw = Mailwarden::start_on(dir.path(), mw_port, "", &alerts);
+    let app = Peer {
+        addr: "192.0.2.50",
+        name: "app.customer.test",
+        helo: "app.customer.test",
+        login: Some("compromised-app"),
+    };
+    for i in 0..12 {
+        let message = format!(
+            "From: app@customer.test\r\nTo: bob@dest.test\r\nSubject: offer {i}\r\nMessage-ID: <burst-{i}@customer.test>\r\n\r\nbuy now\r\n"
+        );
+        let out = postfix.send_as(app, "app@customer.test", message.as_bytes());
+        assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    }
+    let calls = wait_for(Duration::from_secs(15), || {
+        let b = hook.bodies.lock().unwrap().clone();
+        (!b.is_empty()).then_some(b)
+    })
+    .unwrap_or_else(|| panic!("no webhook call\n{}", mw.log()));
+    std::thread::sleep(Duration::from_secs(2));
+    let calls_now = hook.bodies.lock().unwrap().clone();
+    let rate_calls: Vec<&String> = calls_now
+        .iter()
+        .filter(|c| c.contains("\"key\":\"auth_user compromised-app\""))
+        .collect();
+    assert_eq!(rate_calls.len(), 1, "{calls:?}");
+    assert!(
+        rate_calls[0].contains("Authorization: Bearer hook-secret-123"),
+        "{}",
+        rate_calls[0]
+    );
+    assert!(
+        rate_calls[0].contains("\"alert\":\"message_rate\""),
+        "{}",
+        rate_calls[0]
+    );
+    let mail = postfix.wait_delivered("message_rate auth_user compromised-app");
+    let raw = String::from_utf8_lossy(&mail.raw).into_owned();
+    assert!(raw.contains("security@dest.test"), "{raw}");
+    std::thread::sleep(Duration::from_secs(1));
+    postfix.flush();
+    let alert_mails = postfix
+        .delivered()
+        .iter()
+        .filter(|d| {
+            d.headers()
+                .contains("message_rate auth_user compromised-app")
+        })
+        .count();
+    assert_eq!(alert_mails, 1, "one email for the burst");
+    assert!(mw.log().contains("anomaly"), "{}", mw.log());
+    assert!(
+        !mw.log().contains("hook-secret-123"),
+        "the webhook token is not logged"
+    );
+}
+
+#[test]
+fn a_webhook_that_is_down_delays_no_message() {
+    if !require("postfix", "postfix") || !require("smtp-sink", "postfix") {
+        return;
+    }
+    let dir = shared_tempdir("mw-alerts-down");
+    let dead = free_port();
+    let alerts = format!(
+        "[alerts]\nmin_messages = 2\nwebhook = \"https://localhost:{dead}/hook\"\nwebhook_timeout = \"5s\"\n"
+    );
+    let mw = Mailwarden::start(dir.path(), "", &alerts);
+    let postfix = common::postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
+    for i in 0..6 {
+        let started = std::time::Instant::now();
+        let message = format!(
+            "From: a@sender.test\r\nTo: bob@dest.test\r\nSubject: s{i}\r\nMessage-ID: <down-{i}@sender.test>\r\n\r\nx\r\n"
+        );
+        let out = postfix.send(message.as_bytes());
+        assert!(out.accepted(), "{out:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "message {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        mw.wait_for_log("webhook failed", 1, Duration::from_secs(10)),
+        "{}",
+        mw.log()
+    );
+}

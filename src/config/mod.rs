@@ -1,6 +1,7 @@
 //! Configuration: the TOML schema, its defaults, and validation with errors that name
 //! file, line, key and reason. Unknown keys are errors, never silently ignored.
 
+mod alerts;
 mod antivirus;
 mod error;
 mod model;

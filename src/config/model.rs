@@ -28,6 +28,8 @@ pub struct Config {
     pub policy_monitor: bool,
     /// `None`: no admin endpoint, and no metrics are recorded.
     pub admin: Option<AdminConfig>,
+    /// `None`: no anomaly tracking.
+    pub alerts: Option<AlertsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -249,4 +251,44 @@ pub struct AdminConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Mutual TLS: clients must present a certificate issued by this CA (PEM).
     pub client_ca: Option<PathBuf>,
+}
+
+/// `[alerts]`: anomaly thresholds per window, and the sinks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsConfig {
+    pub window: Duration,
+    /// After an alert, the same alert for the same key is quiet this long.
+    pub cooldown: Duration,
+    /// A key's message count in one window must reach this before its rate can alert.
+    pub min_messages: u32,
+    /// Alert when a window's count is this many times the key's moving baseline.
+    pub rate_factor: f64,
+    /// Alert when this share of a window's inbound mail fails DMARC (with at least
+    /// `min_messages` inbound messages in it).
+    pub auth_fail_share: f64,
+    /// Per window, across all mail.
+    pub viruses: u32,
+    pub rejects: u32,
+    /// clamd and DNS failures.
+    pub errors: u32,
+    pub webhook: Option<WebhookSink>,
+    pub email: Option<EmailSink>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSink {
+    /// `https://host[:port]/path`
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSink {
+    pub to: String,
+    pub from: String,
+    /// `host:port` of the SMTP relay (our own Postfix).
+    pub relay: String,
 }

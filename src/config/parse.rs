@@ -33,6 +33,7 @@ struct RawConfig {
     rules: Option<Vec<Spanned<super::rules::RawRule>>>,
     rate_limits: Option<Vec<Spanned<super::rules::RawRateLimit>>>,
     admin: S<RawAdmin>,
+    alerts: S<super::alerts::RawAlerts>,
 }
 
 #[derive(Deserialize, Default)]
@@ -265,6 +266,9 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
         .antivirus
         .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
     let admin = raw.admin.map(|a| check_admin(&mut c, a, file));
+    let alerts = raw
+        .alerts
+        .map(|a| super::alerts::check_alerts(&mut c, a, file));
     let policy_monitor = super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
     let rules =
@@ -282,6 +286,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             rate_limits,
             policy_monitor,
             admin,
+            alerts,
         })
     } else {
         Err(ConfigErrors(c.errors))

@@ -20,10 +20,18 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         keys.push("log.format");
     }
     let endpoint = |c: &Config| {
-        c.admin
-            .as_ref()
-            .map(|a| (a.listen, a.tls.clone(), a.client_ca.clone(), a.public_metrics))
+        c.admin.as_ref().map(|a| {
+            (
+                a.listen,
+                a.tls.clone(),
+                a.client_ca.clone(),
+                a.public_metrics,
+            )
+        })
     };
+    if running.alerts != new.alerts {
+        keys.push("alerts");
+    }
     if endpoint(running) != endpoint(new) {
         keys.push("admin (listen, TLS files, public_metrics)");
     }

@@ -1,6 +1,7 @@
 //! Logging: `tracing` to standard error, as human-readable text or JSON lines, with a
 //! level filter that a reload can change. Every message decision is one event.
 
+pub mod alerts;
 pub mod metrics;
 
 use tracing_subscriber::layer::SubscriberExt;

@@ -19,7 +19,12 @@ impl Mailwarden {
     /// Starts `mailwarden serve -c DIR/mailwarden.toml` listening on a fresh port.
     /// `extra` is appended to the config (other sections, or more [server] keys).
     pub fn start(dir: &Path, server_keys: &str, extra: &str) -> Mailwarden {
-        let port = free_port();
+        Self::start_on(dir, free_port(), server_keys, extra)
+    }
+
+    /// Like [`Mailwarden::start`], on a port chosen beforehand (so Postfix can be
+    /// started first and its SMTP port written into mailwarden's config).
+    pub fn start_on(dir: &Path, port: u16, server_keys: &str, extra: &str) -> Mailwarden {
         let config_path = dir.join("mailwarden.toml");
         std::fs::write(&config_path, Self::config(port, server_keys, extra)).expect("write config");
         let log_path = dir.join("mailwarden.log");

@@ -1,0 +1,538 @@
+//! Anomaly alerts: per key (authenticated user, sender domain, client address) a
+//! message count per window against the key's own moving baseline; across all mail,
+//! the share of DMARC failures and the viruses, rejects and clamd/DNS errors per
+//! window. Each alert is one structured log line, then goes to the webhook and the
+//! email address through a bounded queue, so a slow or failing sink never holds up
+//! a message; the same alert for the same key stays quiet for the cool-down.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{AlertsConfig, EmailSink, WebhookSink};
+
+/// What one message contributes.
+#[derive(Debug, Default)]
+pub struct Observation<'a> {
+    pub inbound: bool,
+    pub auth_user: Option<&'a str>,
+    pub sender_domain: &'a str,
+    pub client_ip: Option<String>,
+    pub dmarc_fail: bool,
+    pub virus: bool,
+    pub rejected: bool,
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub kind: &'static str,
+    pub key: String,
+    pub count: u64,
+    pub threshold: f64,
+    pub window_secs: u64,
+    pub at_unix: u64,
+}
+
+impl Alert {
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "source": "mailwarden",
+            "alert": self.kind,
+            "key": self.key,
+            "count": self.count,
+            "threshold": self.threshold,
+            "window_seconds": self.window_secs,
+            "at": self.at_unix,
+            "host": crate::config::host_name(),
+        })
+        .to_string()
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} for {}: {} in {} s (threshold {:.0})",
+            self.kind, self.key, self.count, self.window_secs, self.threshold
+        )
+    }
+}
+
+#[derive(Default)]
+struct Window {
+    start: Option<Instant>,
+    count: u64,
+    fails: u64,
+    baseline: Option<f64>,
+}
+
+/// At most this many keys are tracked; old windows are dropped first.
+const MAX_KEYS: usize = 100_000;
+/// Alerts waiting for the sinks; beyond this they are logged only.
+const QUEUE: usize = 256;
+
+pub struct Detector {
+    config: AlertsConfig,
+    state: Mutex<State>,
+    fired: Mutex<HashMap<(&'static str, String), Instant>>,
+    queue: Option<mpsc::Sender<Alert>>,
+}
+
+/// The kinds of key a message is counted under, in `State::keyed` order.
+const KEY_KINDS: [&str; 3] = ["auth_user", "sender_domain", "client_ip"];
+
+#[derive(Default)]
+struct State {
+    keyed: [HashMap<String, Window>; 3],
+    viruses: Window,
+    rejects: Window,
+    errors: Window,
+    dmarc: Window,
+}
+
+static DETECTOR: OnceLock<Detector> = OnceLock::new();
+
+/// The running detector, when `[alerts]` is configured.
+pub fn detector() -> Option<&'static Detector> {
+    DETECTOR.get()
+}
+
+/// Starts the detector and its sink task (once per process).
+pub fn start(config: &AlertsConfig) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let detector = Detector::new(config.clone(), Some(tx));
+    if DETECTOR.set(detector).is_ok() {
+        tokio::spawn(deliver(config.clone(), rx));
+    }
+}
+
+/// `s` in lower case, copied only when it has upper-case letters.
+fn lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+impl Detector {
+    pub fn new(config: AlertsConfig, queue: Option<mpsc::Sender<Alert>>) -> Detector {
+        Detector {
+            config,
+            state: Mutex::new(State::default()),
+            fired: Mutex::new(HashMap::new()),
+            queue,
+        }
+    }
+
+    /// Counts one message; returns the alerts it set off (already logged and queued).
+    pub fn observe(&self, o: &Observation<'_>, now: Instant) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let c = &self.config;
+        let keys = [
+            o.auth_user.map(lower),
+            (!o.sender_domain.is_empty()).then(|| lower(o.sender_domain)),
+            o.client_ip.as_deref().map(std::borrow::Cow::Borrowed),
+        ];
+        let Ok(mut state) = self.state.lock() else {
+            return alerts;
+        };
+        let state = &mut *state;
+        for ((map, key), kind) in state.keyed.iter_mut().zip(keys).zip(KEY_KINDS) {
+            let Some(key) = key else {
+                continue;
+            };
+            if map.len() > MAX_KEYS {
+                let window = c.window;
+                map.retain(|_, w| w.start.is_some_and(|s| now.duration_since(s) < window * 10));
+            }
+            if !map.contains_key(key.as_ref()) {
+                map.insert(key.to_string(), Window::default());
+            }
+            let Some(w) = map.get_mut(key.as_ref()) else {
+                continue;
+            };
+            let w = roll(w, now, c.window);
+            w.count += 1;
+            let threshold =
+                f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
+            if w.count as f64 >= threshold {
+                alerts.push(self.alert(
+                    "message_rate",
+                    format!("{kind} {key}"),
+                    w.count,
+                    threshold,
+                    now,
+                ));
+            }
+        }
+        let window = c.window;
+        let global = |w: &mut Window, hit: bool, limit: u32| {
+            let w = roll(w, now, window);
+            if hit {
+                w.count += 1;
+                if w.count >= u64::from(limit) {
+                    return Some((w.count, f64::from(limit)));
+                }
+            }
+            None
+        };
+        if let Some((n, t)) = global(&mut state.viruses, o.virus, c.viruses) {
+            alerts.push(self.alert("viruses", "all mail".into(), n, t, now));
+        }
+        if let Some((n, t)) = global(&mut state.rejects, o.rejected, c.rejects) {
+            alerts.push(self.alert("rejects", "all mail".into(), n, t, now));
+        }
+        if let Some((n, t)) = global(&mut state.errors, o.error, c.errors) {
+            alerts.push(self.alert("clamd_or_dns_errors", "all mail".into(), n, t, now));
+        }
+        if o.inbound {
+            let w = roll(&mut state.dmarc, now, c.window);
+            w.count += 1;
+            w.fails += u64::from(o.dmarc_fail);
+            let share = w.fails as f64 / w.count as f64;
+            if w.count >= u64::from(c.min_messages) && share >= c.auth_fail_share {
+                let (n, t) = (w.fails, c.auth_fail_share * w.count as f64);
+                alerts.push(self.alert("dmarc_failures", "inbound mail".into(), n, t, now));
+            }
+        }
+        if alerts.is_empty() {
+            return alerts;
+        }
+        alerts.retain(|a| self.first_in_cooldown(a, now));
+        for a in &alerts {
+            warn!(
+                alert = a.kind,
+                key = %a.key,
+                count = a.count,
+                threshold = a.threshold,
+                window_s = a.window_secs,
+                "anomaly"
+            );
+            if let Some(q) = &self.queue
+                && q.try_send(a.clone()).is_err()
+            {
+                warn!(
+                    alert = a.kind,
+                    "alert queue full; this alert goes to the log only"
+                );
+            }
+        }
+        alerts
+    }
+
+    fn alert(
+        &self,
+        kind: &'static str,
+        key: String,
+        count: u64,
+        threshold: f64,
+        _now: Instant,
+    ) -> Alert {
+        Alert {
+            kind,
+            key,
+            count,
+            threshold,
+            window_secs: self.config.window.as_secs(),
+            at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// True for the first alert of its kind and key within the cool-down.
+    fn first_in_cooldown(&self, a: &Alert, now: Instant) -> bool {
+        let Ok(mut fired) = self.fired.lock() else {
+            return false;
+        };
+        if fired.len() > MAX_KEYS {
+            let cooldown = self.config.cooldown;
+            fired.retain(|_, at| now.duration_since(*at) < cooldown);
+        }
+        let key = (a.kind, a.key.clone());
+        match fired.get(&key) {
+            Some(at) if now.duration_since(*at) < self.config.cooldown => false,
+            _ => {
+                fired.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
+/// Starts a new window when the current one is over, folding its count into the
+/// moving baseline (an exponentially weighted mean of past windows).
+fn roll(w: &mut Window, now: Instant, window: Duration) -> &mut Window {
+    match w.start {
+        Some(s) if now.duration_since(s) < window => {}
+        Some(_) => {
+            let last = w.count as f64;
+            w.baseline = Some(match w.baseline {
+                None => last,
+                Some(b) => 0.3 * last + 0.7 * b,
+            });
+            w.count = 0;
+            w.fails = 0;
+            w.start = Some(now);
+        }
+        None => w.start = Some(now),
+    }
+    w
+}
+
+/// Sends queued alerts to the webhook and by email, each sink on its own task so
+/// one that hangs does not hold up the other; a few attempts each, then logged.
+async fn deliver(config: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
+    while let Some(alert) = rx.recv().await {
+        if let Some(hook) = config.webhook.clone() {
+            let a = alert.clone();
+            tokio::spawn(async move {
+                for attempt in 1..=3u32 {
+                    match post_webhook(&hook, &a).await {
+                        Ok(()) => {
+                            info!(alert = a.kind, "alert sent to the webhook");
+                            return;
+                        }
+                        Err(e) if attempt < 3 => {
+                            warn!(alert = a.kind, attempt, "webhook failed, retrying: {e}");
+                            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                        }
+                        Err(e) => warn!(alert = a.kind, "webhook failed, giving up: {e}"),
+                    }
+                }
+            });
+        }
+        if let Some(email) = config.email.clone() {
+            let a = alert.clone();
+            tokio::spawn(async move {
+                match send_email(&email, &a).await {
+                    Ok(()) => info!(alert = a.kind, to = %email.to, "alert mailed"),
+                    Err(e) => warn!(alert = a.kind, "alert email failed: {e}"),
+                }
+            });
+        }
+    }
+}
+
+/// POSTs the alert as JSON over HTTPS, verifying the server's certificate.
+async fn post_webhook(hook: &WebhookSink, alert: &Alert) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let rest = hook
+        .url
+        .strip_prefix("https://")
+        .ok_or("the webhook must be https")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|e| e.to_string())?),
+        None => (authority, 443),
+    };
+    let roots_file = hook
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&roots_file)
+        .map_err(|e| format!("{}: {e}", roots_file.display()))?
+    {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
+    let token = match &hook.token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("{}: {e}", f.display()))?
+            .trim()
+            .to_owned(),
+        None => String::new(),
+    };
+    let body = alert.json();
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {token}\r\n")
+        };
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await;
+        let status = String::from_utf8_lossy(&reply)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered status {status}"))
+        }
+    };
+    tokio::time::timeout(hook.timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {:?}", hook.timeout))?
+}
+
+/// Mails the alert through the SMTP relay.
+async fn send_email(email: &EmailSink, alert: &Alert) -> Result<(), String> {
+    use mail_send::SmtpClientBuilder;
+    use mail_send::mail_builder::MessageBuilder;
+    let (host, port) = email
+        .relay
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("smtp_relay {:?} is not host:port", email.relay))?;
+    let message = MessageBuilder::new()
+        .from(email.from.as_str())
+        .to(email.to.as_str())
+        .subject(format!("mailwarden alert: {} {}", alert.kind, alert.key))
+        .text_body(format!(
+            "mailwarden on {} saw an anomaly.\n\n{}\n\n{}\n",
+            crate::config::host_name(),
+            alert.summary(),
+            alert.json()
+        ));
+    let mut client = SmtpClientBuilder::new(host, port)?
+        .implicit_tls(false)
+        .timeout(Duration::from_secs(30))
+        .connect_plain()
+        .await
+        .map_err(|e| e.to_string())?;
+    client.send(message).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AlertsConfig {
+        AlertsConfig {
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(600),
+            min_messages: 5,
+            rate_factor: 3.0,
+            auth_fail_share: 0.5,
+            viruses: 3,
+            rejects: 100,
+            errors: 100,
+            webhook: None,
+            email: None,
+        }
+    }
+
+    #[test]
+    fn a_burst_alerts_once_per_cooldown() {
+        let d = Detector::new(config(), None);
+        let t0 = Instant::now();
+        let o = Observation {
+            auth_user: Some("app"),
+            ..Default::default()
+        };
+        let fired: usize = (0..20)
+            .map(|i| d.observe(&o, t0 + Duration::from_millis(i)).len())
+            .sum();
+        assert_eq!(fired, 1, "one alert for the burst, not sixteen");
+        // After the cool-down a new burst alerts again, once it is three times the
+        // baseline (20, from the first window): at the 60th message.
+        let later = t0 + Duration::from_secs(700);
+        let counts: Vec<u64> = (0..80)
+            .flat_map(|i| d.observe(&o, later + Duration::from_millis(i)))
+            .map(|a| a.count)
+            .collect();
+        assert_eq!(counts, [60]);
+    }
+
+    #[test]
+    fn the_baseline_raises_the_bar_for_busy_keys() {
+        let d = Detector::new(
+            AlertsConfig {
+                cooldown: Duration::ZERO,
+                ..config()
+            },
+            None,
+        );
+        let o = Observation {
+            sender_domain: "busy.example",
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        // Ten windows of 10 messages: the baseline settles near 10.
+        for w in 0..10u64 {
+            for i in 0..10u64 {
+                d.observe(
+                    &o,
+                    t0 + Duration::from_secs(60 * w) + Duration::from_millis(i),
+                );
+            }
+        }
+        // Now 20 in a window: under 3 x 10, no alert.
+        let now = t0 + Duration::from_secs(600);
+        let fired: usize = (0..20)
+            .map(|i| d.observe(&o, now + Duration::from_millis(i)).len())
+            .sum();
+        assert_eq!(fired, 0);
+        // 40: over it.
+        let fired: usize = (0..20)
+            .map(|i| d.observe(&o, now + Duration::from_millis(100 + i)).len())
+            .sum();
+        assert!(fired >= 1);
+    }
+
+    #[test]
+    fn global_counts_and_dmarc_share() {
+        let d = Detector::new(config(), None);
+        let t0 = Instant::now();
+        let virus = Observation {
+            virus: true,
+            ..Default::default()
+        };
+        let kinds: Vec<&str> = (0..5)
+            .flat_map(|i| d.observe(&virus, t0 + Duration::from_millis(i)))
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, ["viruses"]);
+        let failing = Observation {
+            inbound: true,
+            dmarc_fail: true,
+            ..Default::default()
+        };
+        let kinds: Vec<&str> = (0..6)
+            .flat_map(|i| d.observe(&failing, t0 + Duration::from_millis(10 + i)))
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, ["dmarc_failures"]);
+        let json: serde_json::Value =
+            serde_json::from_str(&d.alert("viruses", "all mail".into(), 3, 3.0, t0).json())
+                .unwrap();
+        assert_eq!(json["alert"], "viruses");
+    }
+}
