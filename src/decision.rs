@@ -74,14 +74,42 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Why, in a few words, for the decision log line.
     pub reason: String,
+    /// The facts a SIEM keys on, as separate fields of the decision line.
+    pub audit: Audit,
+}
+
+/// What the checks found, one field each in the decision log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// `iprev=pass spf=pass …` for inbound mail.
+    pub auth: Option<String>,
+    /// `clean`, `infected Win.Test.EICAR_HDB-1`, `error timeout`, `skipped size`.
+    pub scan: Option<String>,
+    /// The rule that decided, else the rules that matched.
+    pub rule: Option<String>,
 }
 
 impl Decision {
+    /// The action for logs and metrics: the verdict, or `quarantine` for an accepted
+    /// message held in the MTA's queue.
+    pub fn action(&self) -> &'static str {
+        let held = self
+            .edits
+            .iter()
+            .any(|e| matches!(e, Edit::Quarantine { .. }));
+        if held && self.verdict == Verdict::Accept {
+            "quarantine"
+        } else {
+            self.verdict.label()
+        }
+    }
+
     pub fn accept(reason: impl Into<String>) -> Self {
         Decision {
             edits: Vec::new(),
             verdict: Verdict::Accept,
             reason: reason.into(),
+            audit: Audit::default(),
         }
     }
 
@@ -98,6 +126,7 @@ impl Decision {
             edits: Vec::new(),
             verdict: Verdict::Tempfail(reply),
             reason,
+            audit: Audit::default(),
         }
     }
 }

@@ -294,6 +294,7 @@ impl Pipeline {
                 edits,
                 verdict,
                 reason,
+                audit: Default::default(),
             },
         }
     }
@@ -737,7 +738,8 @@ impl Filter for Pipeline {
 
     async fn decide(&self, tx: Arc<Transaction>) -> Decision {
         let started = Instant::now();
-        let findings = self.examine(&tx).await;
+        let mut findings = self.examine(&tx).await;
+        findings.decision.audit = audit(&findings);
         record(&findings, started.elapsed());
         if let Some(detector) = crate::observe::alerts::detector() {
             let auth_user = match &findings.direction {
@@ -751,10 +753,14 @@ impl Filter for Pipeline {
                 auth_user,
                 sender_domain: policy::facts::domain_of(tx.sender.address()),
                 client_ip: tx.client.ip.map(|ip| ip.to_string()),
-                dmarc_fail: findings
-                    .auth
-                    .as_ref()
-                    .is_some_and(|a| a.dmarc.result == AuthResult::Fail),
+                auth_fail: findings.auth.as_ref().is_some_and(|a| {
+                    a.dmarc.result == AuthResult::Fail
+                        || matches!(
+                            a.spf_mailfrom.result,
+                            AuthResult::Fail | AuthResult::SoftFail
+                        )
+                        || a.dkim.iter().any(|d| d.result == AuthResult::Fail)
+                }),
                 virus: matches!(findings.scan, Some(Outcome::Infected(_))),
                 rejected: matches!(findings.decision.verdict, Verdict::Reject(_)),
                 error: matches!(findings.scan, Some(Outcome::Error(_)))
@@ -769,6 +775,33 @@ impl Filter for Pipeline {
     }
 }
 
+/// The audit fields of the decision line: authentication, scan, rule.
+fn audit(f: &Findings) -> crate::decision::Audit {
+    crate::decision::Audit {
+        auth: f.auth.as_ref().map(AuthReport::summary),
+        scan: f.scan.as_ref().map(|o| match o {
+            Outcome::Clean => "clean".to_owned(),
+            Outcome::Infected(found) => format!(
+                "infected {}",
+                found
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Outcome::Oversize { size } => format!("skipped size {size}"),
+            Outcome::Error(e) => format!("error {}", e.class.as_str()),
+        }),
+        rule: f.policy.as_ref().and_then(|e| match &e.decision {
+            Some((_, rule)) => Some(rule.clone()),
+            None => {
+                let matched = e.matched();
+                (!matched.is_empty()).then(|| matched.join(","))
+            }
+        }),
+    }
+}
+
 /// Counts one decided message in the metrics (when they are on).
 fn record(f: &Findings, took: std::time::Duration) {
     let m = metrics();
@@ -779,16 +812,7 @@ fn record(f: &Findings, took: std::time::Duration) {
         Direction::Inbound(_) => "inbound",
         Direction::Outbound(_) => "outbound",
     };
-    let held = f
-        .decision
-        .edits
-        .iter()
-        .any(|e| matches!(e, Edit::Quarantine { .. }));
-    let action = if held && f.decision.verdict == Verdict::Accept {
-        "quarantine"
-    } else {
-        f.decision.verdict.label()
-    };
+    let action = f.decision.action();
     m.messages
         .get_or_create(&MessageLabels { direction, action })
         .inc();

@@ -13,7 +13,11 @@ use mailwarden::milter::client::MtaClient;
 #[tokio::test]
 async fn decision_log_line_is_json_with_the_message_facts() {
     let dir = common::shared_tempdir("mw-json");
-    let mw = Mailwarden::start(dir.path(), "", "[log]\nformat = \"json\"");
+    let mw = Mailwarden::start(
+        dir.path(),
+        "",
+        "[log]\nformat = \"json\"\n\n[[rules]]\nname = \"tag-all\"\nwhen = {}\nthen = { action = \"log\" }\n",
+    );
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     let ip = "192.0.2.9".parse().unwrap();
     let mut mta = MtaClient::open_session(&addr, ip, "helo.client.test")
@@ -48,6 +52,11 @@ async fn decision_log_line_is_json_with_the_message_facts() {
     assert_eq!(d["from"], "a@sender.test");
     assert_eq!(d["rcpt"], "b@dest.test,c@dest.test");
     assert_eq!(d["verdict"], "accept");
+    // The audit fields, each on its own.
+    assert_eq!(d["action"], "accept");
+    assert!(d["auth"].as_str().unwrap().contains("spf="), "{d}");
+    assert_eq!(d["scan"], "-");
+    assert_eq!(d["rule"], "tag-all");
     assert_eq!(d["level"], "INFO");
     assert!(d["duration_ms"].as_f64().is_some());
 }

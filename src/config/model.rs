@@ -263,8 +263,8 @@ pub struct AlertsConfig {
     pub min_messages: u32,
     /// Alert when a window's count is this many times the key's moving baseline.
     pub rate_factor: f64,
-    /// Alert when this share of a window's inbound mail fails DMARC (with at least
-    /// `min_messages` inbound messages in it).
+    /// Alert when this share of a window's inbound mail fails DMARC, SPF or DKIM
+    /// (with at least `min_messages` inbound messages in it).
     pub auth_fail_share: f64,
     /// Per window, across all mail.
     pub viruses: u32,

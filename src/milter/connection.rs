@@ -283,6 +283,10 @@ fn log_decision(tx: &Transaction, decision: &Decision, elapsed: Duration) {
         rcpt = %recipients.join(","),
         size = tx.body_size,
         verdict = decision.verdict.label(),
+        action = decision.action(),
+        auth = decision.audit.auth.as_deref().unwrap_or("-"),
+        scan = decision.audit.scan.as_deref().unwrap_or("-"),
+        rule = decision.audit.rule.as_deref().unwrap_or("-"),
         reason = %decision.reason,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "message decided"
@@ -329,6 +333,7 @@ mod tests {
                     edits: vec![Edit::Quarantine { reason: "x".into() }],
                     verdict: Verdict::Accept,
                     reason: "quarantine".into(),
+                    audit: Default::default(),
                 },
                 Behaviour::Panic => Decision::accept("empty body"),
             }

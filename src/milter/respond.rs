@@ -160,6 +160,7 @@ mod tests {
             edits,
             verdict,
             reason: String::new(),
+            audit: Default::default(),
         }
     }
 

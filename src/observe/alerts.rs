@@ -1,7 +1,7 @@
 //! Anomaly alerts: per key (authenticated user, sender domain, client address) a
 //! message count per window against the key's own moving baseline; across all mail,
-//! the share of DMARC failures and the viruses, rejects and clamd/DNS errors per
-//! window. Each alert is one structured log line, then goes to the webhook and the
+//! the share of inbound mail failing DMARC, SPF or DKIM, and the viruses, rejects and
+//! clamd/DNS errors per window. Each alert is one structured log line, then goes to the webhook and the
 //! email address through a bounded queue, so a slow or failing sink never holds up
 //! a message; the same alert for the same key stays quiet for the cool-down.
 
@@ -21,7 +21,8 @@ pub struct Observation<'a> {
     pub auth_user: Option<&'a str>,
     pub sender_domain: &'a str,
     pub client_ip: Option<String>,
-    pub dmarc_fail: bool,
+    /// DMARC, SPF (MAIL FROM) or a DKIM signature failed.
+    pub auth_fail: bool,
     pub virus: bool,
     pub rejected: bool,
     pub error: bool,
@@ -191,11 +192,11 @@ impl Detector {
         if o.inbound {
             let w = roll(&mut state.dmarc, now, c.window);
             w.count += 1;
-            w.fails += u64::from(o.dmarc_fail);
+            w.fails += u64::from(o.auth_fail);
             let share = w.fails as f64 / w.count as f64;
             if w.count >= u64::from(c.min_messages) && share >= c.auth_fail_share {
                 let (n, t) = (w.fails, c.auth_fail_share * w.count as f64);
-                alerts.push(self.alert("dmarc_failures", "inbound mail".into(), n, t, now));
+                alerts.push(self.alert("auth_failures", "inbound mail".into(), n, t, now));
             }
         }
         if alerts.is_empty() {
@@ -522,14 +523,14 @@ mod tests {
         assert_eq!(kinds, ["viruses"]);
         let failing = Observation {
             inbound: true,
-            dmarc_fail: true,
+            auth_fail: true,
             ..Default::default()
         };
         let kinds: Vec<&str> = (0..6)
             .flat_map(|i| d.observe(&failing, t0 + Duration::from_millis(10 + i)))
             .map(|a| a.kind)
             .collect();
-        assert_eq!(kinds, ["dmarc_failures"]);
+        assert_eq!(kinds, ["auth_failures"]);
         let json: serde_json::Value =
             serde_json::from_str(&d.alert("viruses", "all mail".into(), 3, 3.0, t0).json())
                 .unwrap();
