@@ -474,6 +474,11 @@ fn a_burst_from_one_account_gives_one_webhook_call_and_one_email() {
         .filter(|c| c.contains("\"key\":\"auth_user compromised-app\""))
         .collect();
     assert_eq!(rate_calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls_now.len(),
+        1,
+        "one alert for the whole burst: {calls_now:?}"
+    );
     assert!(
         rate_calls[0].contains("Authorization: Bearer hook-secret-123"),
         "{}",
@@ -498,6 +503,12 @@ fn a_burst_from_one_account_gives_one_webhook_call_and_one_email() {
         })
         .count();
     assert_eq!(alert_mails, 1, "one email for the burst");
+    let all_alert_mails = postfix
+        .delivered()
+        .iter()
+        .filter(|d| d.headers().contains("mailwarden alert:"))
+        .count();
+    assert_eq!(all_alert_mails, 1, "and no other alert mail");
     assert!(mw.log().contains("anomaly"), "{}", mw.log());
     assert!(
         !mw.log().contains("hook-secret-123"),

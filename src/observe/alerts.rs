@@ -203,6 +203,18 @@ impl Detector {
             return alerts;
         }
         alerts.retain(|a| self.first_in_cooldown(a, now));
+        // One message over several keys' rates (an account's burst is also its
+        // domain's and its address's) is one alert, for the most specific key;
+        // the others are covered by it and stay quiet for the cool-down too.
+        let mut rate_seen = false;
+        alerts.retain(|a| {
+            if a.kind != "message_rate" {
+                return true;
+            }
+            let keep = !rate_seen;
+            rate_seen = true;
+            keep
+        });
         for a in &alerts {
             warn!(
                 alert = a.kind,
@@ -470,6 +482,23 @@ mod tests {
             .map(|a| a.count)
             .collect();
         assert_eq!(counts, [60]);
+    }
+
+    #[test]
+    fn one_burst_over_several_keys_is_one_alert() {
+        let d = Detector::new(config(), None);
+        let o = Observation {
+            auth_user: Some("App"),
+            sender_domain: "customer.example",
+            client_ip: Some("192.0.2.5".into()),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let keys: Vec<String> = (0..30)
+            .flat_map(|i| d.observe(&o, t0 + Duration::from_millis(i)))
+            .map(|a| a.key)
+            .collect();
+        assert_eq!(keys, ["auth_user app"]);
     }
 
     #[test]
