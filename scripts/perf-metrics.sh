@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Metrics and anomaly tracking on (an [admin] endpoint and [alerts] configured, so
 # every decision is counted and fed to the detector) against both off, on the accept-all milter path from 127.0.0.1: two mailwarden processes,
-# measured in alternating rounds (this machine's speed drifts), compared by median.
+# measured in alternating rounds (this machine's speed drifts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bins
@@ -19,20 +19,42 @@ printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n[admin]\nlisten = "inet:127.0.
 for mode in off on; do
     ./target/release/mailwarden serve -c "$work/$mode.toml" 2>"$work/$mode.log" &
     pids+=($!)
+    eval "pid_$mode=$!"
 done
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 sleep 1
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 : >"$work/rates"
-for round in $(seq "${ROUNDS:-5}"); do
-    for mode in off on; do
+: >"$work/ratios"
+: >"$work/cpu"
+# Each round measures both, back to back, in alternating order; the result is the
+# median of the per-round ratios, which the machine's drift between rounds does not
+# move.
+for round in $(seq "${ROUNDS:-7}"); do
+    order="off on"
+    [ $((round % 2)) = 0 ] && order="on off"
+    for mode in $order; do
         port=$off
         [ "$mode" = on ] && port=$on
-        rate=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections 64 \
-            --duration "${DURATION:-5}" --client-ip 127.0.0.1 | awk '/^throughput/ {print $2}')
-        echo "round $round, metrics $mode: $rate messages/s"
+        pid=$pid_off
+        [ "$mode" = on ] && pid=$pid_on
+        before=$(cpu "$pid")
+        out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections 64 \
+            --duration "${DURATION:-5}" --client-ip 127.0.0.1)
+        rate=$(awk '/^throughput/ {print $2}' <<<"$out")
+        # Daemon CPU per message, warm-up second included on both sides.
+        sent=$(awk -v r="$rate" -v d="${DURATION:-5}" 'BEGIN{print r * (d + 1)}')
+        us=$(awk -v a="$(cpu "$pid")" -v b="$before" -v n="$sent" 'BEGIN{printf "%.2f", 1e6 * (a - b) / n}')
+        echo "round $round, metrics $mode: $rate messages/s, $us us of daemon CPU per message"
         echo "$mode $rate" >>"$work/rates"
+        echo "$mode $us" >>"$work/cpu"
+        eval "rate_$mode=$rate"
     done
+    awk -v a="$rate_on" -v b="$rate_off" 'BEGIN{printf "%.2f\n", 100 * (a - b) / b}' >>"$work/ratios"
 done
 median() { grep "^$1 " "$work/rates" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-echo "median: metrics off $(median off)/s, on $(median on)/s ($(awk -v a="$(median on)" -v b="$(median off)" 'BEGIN{printf "%+.1f", 100 * (a - b) / b}')%)"
+echo "per-round change with metrics and alerts on: $(tr '\n' ' ' <"$work/ratios")"
+cpu_median() { grep "^$1 " "$work/cpu" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+echo "daemon CPU per message, median: off $(cpu_median off) us, on $(cpu_median on) us ($(awk -v a="$(cpu_median on)" -v b="$(cpu_median off)" 'BEGIN{printf "%+.1f%%", 100 * (a - b) / b}'))"
+echo "median per-round change: $(sort -n "$work/ratios" | awk '{a[NR]=$1} END {printf "%+.1f%%", a[int((NR + 1) / 2)]}') (medians: off $(median off)/s, on $(median on)/s)"
 curl -s -H "Authorization: Bearer perf-token-0123456789abcdef" "http://127.0.0.1:$((on + 100))/metrics" | grep '^mailwarden_messages_total' || true

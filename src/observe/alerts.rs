@@ -1,5 +1,6 @@
-//! Anomaly alerts: per key (authenticated user, sender domain, client address) a
-//! message count per window against the key's own moving baseline; across all mail,
+//! Anomaly alerts: per key (authenticated user, sender domain, client address, and
+//! all mail together) a message count per window against the key's own moving
+//! baseline; across all mail,
 //! the share of inbound mail failing DMARC, SPF or DKIM, and the viruses, rejects and
 //! clamd/DNS errors per window. Each alert is one structured log line, then goes to the webhook and the
 //! email address through a bounded queue, so a slow or failing sink never holds up
@@ -81,12 +82,13 @@ pub struct Detector {
     queue: Option<mpsc::Sender<Alert>>,
 }
 
-/// The kinds of key a message is counted under, in `State::keyed` order.
-const KEY_KINDS: [&str; 3] = ["auth_user", "sender_domain", "client_ip"];
+/// The kinds of key a message is counted under, in `State::keyed` order, most
+/// specific first; `all` counts every message.
+const KEY_KINDS: [&str; 4] = ["auth_user", "sender_domain", "client_ip", "all"];
 
 #[derive(Default)]
 struct State {
-    keyed: [HashMap<String, Window>; 3],
+    keyed: [HashMap<String, Window>; 4],
     viruses: Window,
     rejects: Window,
     errors: Window,
@@ -136,6 +138,7 @@ impl Detector {
             o.auth_user.map(lower),
             (!o.sender_domain.is_empty()).then(|| lower(o.sender_domain)),
             o.client_ip.as_deref().map(std::borrow::Cow::Borrowed),
+            Some(std::borrow::Cow::Borrowed("mail")),
         ];
         let Ok(mut state) = self.state.lock() else {
             return alerts;
@@ -548,6 +551,7 @@ mod tests {
         let kinds: Vec<&str> = (0..5)
             .flat_map(|i| d.observe(&virus, t0 + Duration::from_millis(i)))
             .map(|a| a.kind)
+            .filter(|k| *k != "message_rate")
             .collect();
         assert_eq!(kinds, ["viruses"]);
         let failing = Observation {
@@ -558,6 +562,7 @@ mod tests {
         let kinds: Vec<&str> = (0..6)
             .flat_map(|i| d.observe(&failing, t0 + Duration::from_millis(10 + i)))
             .map(|a| a.kind)
+            .filter(|k| *k != "message_rate")
             .collect();
         assert_eq!(kinds, ["auth_failures"]);
         let json: serde_json::Value =
