@@ -1,7 +1,7 @@
 //! `[alerts]`: the anomaly thresholds and where alerts go (the log always; a
 //! webhook and an email address when configured).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -37,11 +37,8 @@ pub(super) fn check_alerts(
 ) -> AlertsConfig {
     let span = raw.span();
     let raw = raw.into_inner();
-    let relative = |t: &str| {
-        file.and_then(Path::parent)
-            .map(|dir| dir.join(t))
-            .unwrap_or_else(|| PathBuf::from(t))
-    };
+    let dir = super::parse::config_dir(file);
+    let relative = |t: &str| dir.join(t);
     let share = |c: &mut Checker<'_>, v: Option<f64>, key: &str, default: f64| match v {
         Some(x) if x > 0.0 && x <= 1.0 => x,
         Some(x) => {

@@ -90,6 +90,14 @@ struct RawAdmin {
     client_ca: S<String>,
 }
 
+/// The directory relative paths in the configuration are read from: the config
+/// file's own directory (the current directory for built-in defaults).
+pub(super) fn config_dir(file: Option<&Path>) -> PathBuf {
+    file.and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
 /// Collects errors with positions resolved against the source text.
 pub(super) struct Checker<'a> {
     file: Option<&'a Path>,
@@ -380,11 +388,8 @@ fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> 
                 .ok_or_else(|| format!("{t:?} is not an address like \"inet:127.0.0.1:8892\""))
         },
     );
-    let relative = |t: &str| {
-        file.and_then(Path::parent)
-            .map(|dir| dir.join(t))
-            .unwrap_or_else(|| PathBuf::from(t))
-    };
+    let dir = config_dir(file);
+    let relative = |t: &str| dir.join(t);
     let tls = match (&raw.tls_cert, &raw.tls_key) {
         (Some(cert), Some(key)) => Some((relative(cert.get_ref()), relative(key.get_ref()))),
         (None, None) => None,

@@ -128,13 +128,18 @@ pub(super) fn check_rate_limits(
 
 /// Returns the global monitor switch.
 pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> bool {
-    c.value(raw.mode, "policy.mode", false, |t| match t {
+    c.value(raw.mode, "policy.mode", false, parse_monitor)
+}
+
+/// `mode = "enforce" | "monitor"`, for `[policy]` and for each rule: true for monitor.
+fn parse_monitor(t: &str) -> Result<bool, String> {
+    match t {
         "enforce" => Ok(false),
         "monitor" => Ok(true),
         other => Err(format!(
             "{other:?} is not a mode: use \"enforce\" or \"monitor\" (log what rules would do, change nothing)"
         )),
-    })
+    }
 }
 
 pub(super) fn check_rules(
@@ -143,10 +148,7 @@ pub(super) fn check_rules(
     config_file: Option<&Path>,
     limits: &[RateLimit],
 ) -> Vec<Rule> {
-    let base = config_file
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = super::parse::config_dir(config_file);
     let mut rules = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (i, spanned) in raw.into_iter().enumerate() {
@@ -212,13 +214,7 @@ pub(super) fn check_rules(
             raw.mode,
             &format!("rules[{i}] ({name}).mode"),
             false,
-            |t| match t {
-                "enforce" => Ok(false),
-                "monitor" => Ok(true),
-                other => Err(format!(
-                    "{other:?} is not a mode: use \"enforce\" or \"monitor\""
-                )),
-            },
+            parse_monitor,
         );
         let has_final = then.iter().any(Action::is_final);
         if then.iter().filter(|a| a.is_final()).count() > 1 {

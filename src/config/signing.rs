@@ -69,10 +69,7 @@ pub(super) fn check_signing(
             )),
         },
     );
-    let base = config_file
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = super::parse::config_dir(config_file);
     let mut keys: Vec<SigningKeyConfig> = Vec::new();
     for (i, spanned) in raw.keys.unwrap_or_default().into_iter().enumerate() {
         let span = spanned.span();
