@@ -5,7 +5,7 @@ pub mod archive;
 pub mod strip;
 pub mod urls;
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// Parses a whole message (header block and body).
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
@@ -25,19 +25,29 @@ pub fn leaf_parts<'m>(message: &'m Message<'_>) -> Vec<(String, &'m [u8])> {
             let name = match part.attachment_name() {
                 Some(file) => printable(file),
                 None => {
-                    let ct = part
-                        .content_type()
-                        .map(|ct| match &ct.c_subtype {
-                            Some(sub) => format!("{}/{sub}", ct.c_type),
-                            None => ct.c_type.to_string(),
-                        })
-                        .unwrap_or_else(|| "text/plain".into());
+                    let ct = declared_type(part).unwrap_or_else(|| "text/plain".into());
                     format!("part {i} ({})", printable(&ct))
                 }
             };
             (name, part.contents())
         })
         .collect()
+}
+
+/// A part's declared type as `type/subtype`, as the message spells it; `None`
+/// without a Content-Type.
+pub fn declared_type(part: &MessagePart<'_>) -> Option<String> {
+    part.content_type().map(|ct| match &ct.c_subtype {
+        Some(sub) => format!("{}/{sub}", ct.c_type),
+        None => ct.c_type.to_string(),
+    })
+}
+
+/// A file name's extension, lower case, without the dot; empty when it has none.
+pub fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// A name from the message, safe for a log line and an SMTP reply: no control

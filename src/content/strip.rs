@@ -86,16 +86,8 @@ fn candidate<'p>(part: &'p mail_parser::MessagePart<'_>) -> Candidate<'p> {
     let name = part.attachment_name().unwrap_or("(unnamed)");
     Candidate {
         name,
-        ext: name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default(),
-        declared: part
-            .content_type()
-            .map(|ct| match &ct.c_subtype {
-                Some(sub) => format!("{}/{sub}", ct.c_type),
-                None => ct.c_type.to_string(),
-            })
+        ext: super::extension(name),
+        declared: super::declared_type(part)
             .unwrap_or_default()
             .to_ascii_lowercase(),
         detected: archive::sniff(part.contents()),

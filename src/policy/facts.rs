@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use mail_parser::{MimeHeaders, PartType};
 
-use crate::content::archive;
 use crate::content::urls::Link;
+use crate::content::{self, archive};
 
 use crate::auth::AuthReport;
 use crate::direction::Direction;
@@ -115,7 +115,7 @@ impl Facts {
     fn read_content(&mut self, tx: &Transaction) {
         let mut raw = tx.header_block();
         raw.extend_from_slice(&tx.body);
-        let Some(message) = crate::content::parse(&raw) else {
+        let Some(message) = content::parse(&raw) else {
             return;
         };
         self.subject = message.subject().unwrap_or_default().to_owned();
@@ -146,26 +146,21 @@ impl Facts {
         self.body = text;
         for part in message.attachments() {
             let name = part.attachment_name().unwrap_or_default().to_owned();
-            let declared = part
-                .content_type()
-                .map(|ct| match &ct.c_subtype {
-                    Some(sub) => format!("{}/{sub}", ct.c_type),
-                    None => ct.c_type.to_string(),
-                })
+            let declared = content::declared_type(part)
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             let data = part.contents();
             let detected = archive::sniff(data).map(str::to_owned);
             for member in archive::zip_names(data) {
                 self.attachments.push(Attachment {
-                    ext: extension(&member),
+                    ext: content::extension(&member),
                     name: member,
                     inside: Some(name.clone()),
                     ..Attachment::default()
                 });
             }
             self.attachments.push(Attachment {
-                ext: extension(&name),
+                ext: content::extension(&name),
                 name,
                 mime: declared,
                 detected,
@@ -177,13 +172,6 @@ impl Facts {
     pub fn sender_domain(&self) -> &str {
         domain_of(&self.sender)
     }
-}
-
-/// A file name's extension, lower case, without the dot.
-fn extension(name: &str) -> String {
-    name.rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default()
 }
 
 /// The part after the last `@`, or empty.
