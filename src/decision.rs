@@ -131,6 +131,23 @@ impl Decision {
     }
 }
 
+/// Deletes the `from`-th (1-based) and every later field named `name` (any letter
+/// case), last first, so each deletion's occurrence number is still right when the
+/// MTA applies it.
+pub fn delete_headers(headers: &[HeaderField], name: &str, from: u32) -> Vec<Edit> {
+    let count = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .count() as u32;
+    (from.max(1)..=count)
+        .rev()
+        .map(|occurrence| Edit::DeleteHeader {
+            name: name.to_owned(),
+            occurrence,
+        })
+        .collect()
+}
+
 /// The header fields as the MTA will write them once `edits` are applied, in the
 /// MTA's order and counting (insert index over all fields, change and delete by
 /// 1-based occurrence of the name). What a signature must cover. `exact` says

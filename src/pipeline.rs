@@ -15,7 +15,7 @@ use crate::config::{
     AntivirusConfig, Config, InboundConfig, OnDnsError, OnInfected, OnOversize, OnScanError,
     OnSignError, ScanMode,
 };
-use crate::decision::{Decision, Edit, Verdict, edited_headers};
+use crate::decision::{Decision, Edit, Verdict, delete_headers, edited_headers};
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Filter, Needs};
@@ -162,7 +162,9 @@ impl Pipeline {
         if let Some((av, scanner)) = &self.antivirus
             && (verdict == Verdict::Accept || !self.rules.is_empty())
         {
-            edits.extend(remove_ours(tx, &[VIRUS_SCANNED, VIRUS_STATUS]));
+            for name in [VIRUS_SCANNED, VIRUS_STATUS] {
+                edits.extend(delete_headers(&tx.headers, name, 1));
+            }
             let started = Instant::now();
             let outcome = scan_message(tx, av, scanner).await;
             metrics().observe("clamd", started.elapsed());
@@ -645,24 +647,6 @@ fn tempfail_reply(code: u16, status: &str, text: String) -> Verdict {
     SmtpReply::new(code, status, &[text])
         .map(Verdict::Tempfail)
         .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
-}
-
-/// Deletes every header with one of these names, last first so the occurrence
-/// numbers stay right.
-fn remove_ours(tx: &Transaction, names: &[&str]) -> Vec<Edit> {
-    let mut edits = Vec::new();
-    for name in names {
-        let count = tx
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .count() as u32;
-        edits.extend((1..=count).rev().map(|occurrence| Edit::DeleteHeader {
-            name: (*name).to_owned(),
-            occurrence,
-        }));
-    }
-    edits
 }
 
 /// Lesson 1 from our peers: a body that Postfix may still rewrite after we signed

@@ -10,7 +10,7 @@ pub use facts::{Attachment, Facts};
 pub use rate::{LimitKey, Limiter, RateLimit};
 pub use rule::{Action, Condition, Matcher, Pattern, Rule, StripSpec, TextField};
 
-use crate::decision::Edit;
+use crate::decision::{Edit, delete_headers};
 use crate::transaction::HeaderField;
 use facts::domain_of;
 
@@ -479,12 +479,6 @@ fn shown_values(values: &[&str]) -> String {
 /// `prefix_subject` is not doubled; `set_header` replaces the first field of that
 /// name and removes the others (or adds one).
 pub fn edits_for(changes: &[(Action, String)], headers: &[HeaderField]) -> Vec<Edit> {
-    let count = |name: &str| {
-        headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .count() as u32
-    };
     let mut edits = Vec::new();
     for (action, _) in changes {
         match action {
@@ -493,34 +487,22 @@ pub fn edits_for(changes: &[(Action, String)], headers: &[HeaderField]) -> Vec<E
                 value: fold(name, value),
             }),
             Action::SetHeader(name, value) => {
-                let n = count(name);
-                edits.extend((2..=n).rev().map(|occurrence| Edit::DeleteHeader {
-                    name: name.clone(),
-                    occurrence,
-                }));
-                edits.push(if n == 0 {
-                    Edit::AddHeader {
-                        name: name.clone(),
-                        value: fold(name, value),
-                    }
-                } else {
+                let exists = headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+                edits.extend(delete_headers(headers, name, 2));
+                edits.push(if exists {
                     Edit::ChangeHeader {
                         name: name.clone(),
                         occurrence: 1,
                         value: fold(name, value),
                     }
+                } else {
+                    Edit::AddHeader {
+                        name: name.clone(),
+                        value: fold(name, value),
+                    }
                 });
             }
-            Action::RemoveHeader(name) => {
-                edits.extend(
-                    (1..=count(name))
-                        .rev()
-                        .map(|occurrence| Edit::DeleteHeader {
-                            name: name.clone(),
-                            occurrence,
-                        }),
-                );
-            }
+            Action::RemoveHeader(name) => edits.extend(delete_headers(headers, name, 1)),
             Action::PrefixSubject(prefix) => {
                 let subject = headers
                     .iter()
