@@ -138,14 +138,14 @@ fn bench(c: &mut Criterion) {
         limiter: &limiter,
         now: Instant::now(),
     };
-    let facts = Facts::gather(&tx, &direction, None, None, true);
+    let facts = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
     assert_eq!(facts.attachments.len(), 2);
     let e = policy::evaluate(&config.rules, &facts, false, &rates, false);
     assert!(e.decision.is_none() && e.trace.iter().all(|t| t.check.is_some()));
 
     c.bench_function("100 rules: gather facts (parse 50 KB) + evaluate", |b| {
         b.iter(|| {
-            let facts = Facts::gather(black_box(&tx), &direction, None, None, true);
+            let facts = Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message()));
             policy::evaluate(&config.rules, &facts, false, &rates, false)
         })
     });
@@ -156,7 +156,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| mailwarden::content::parse(black_box(&raw)).map(|m| m.parts.len()))
     });
     c.bench_function("gather facts only (parse 50 KB)", |b| {
-        b.iter(|| Facts::gather(black_box(&tx), &direction, None, None, true))
+        b.iter(|| Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message())))
     });
 }
 

@@ -109,14 +109,15 @@ impl Pipeline {
         let mut verdict = Verdict::Accept;
         let mut held = Vec::new();
         let mut reason = direction.to_string();
+        // The whole message, built once for every step that reads it whole.
+        let whole = std::sync::OnceLock::new();
+        let message = || whole.get_or_init(|| tx.message()).as_slice();
         if let Direction::Inbound(ip) = direction {
-            let mut message = tx.header_block();
-            message.extend_from_slice(&tx.body);
             let envelope = Envelope {
                 ip,
                 helo: tx.client.helo.as_deref().unwrap_or(&tx.client.hostname),
                 mail_from: tx.sender.address(),
-                message: &message,
+                message: message(),
                 from_headers: tx.header_values("From").count(),
                 body_len: tx.body_size,
                 body_complete: !tx.body_truncated(),
@@ -166,7 +167,7 @@ impl Pipeline {
                 edits.extend(delete_headers(&tx.headers, name, 1));
             }
             let started = Instant::now();
-            let outcome = scan_message(tx, av, scanner).await;
+            let outcome = scan_message(tx, message(), av, scanner).await;
             metrics().observe("clamd", started.elapsed());
             let step = antivirus_step(tx, av, scanner, &outcome).await;
             reason = format!("{reason}; {}", step.note);
@@ -190,7 +191,7 @@ impl Pipeline {
                 &direction,
                 auth.as_ref(),
                 scan.as_ref(),
-                self.rules_need_content,
+                self.rules_need_content.then(message),
             );
             let rates = policy::Rates {
                 limits: &self.rate_limits,
@@ -239,7 +240,7 @@ impl Pipeline {
             }
             if verdict == Verdict::Accept {
                 edits.extend(policy::edits_for(&evaluation.changes, &tx.headers));
-                if let Some((edit, note)) = strip_attachments(tx, &evaluation) {
+                if let Some((edit, note)) = strip_attachments(tx, &evaluation, message) {
                     edits.extend(edit);
                     reason = format!("{reason}; {note}");
                 }
@@ -404,7 +405,11 @@ impl Pipeline {
 
 /// The rebuilt body for the rules' `strip_attachments` actions, and a note; `None`
 /// when no such action applies.
-fn strip_attachments(tx: &Transaction, evaluation: &Evaluation) -> Option<(Option<Edit>, String)> {
+fn strip_attachments<'m>(
+    tx: &Transaction,
+    evaluation: &Evaluation,
+    message: impl FnOnce() -> &'m [u8],
+) -> Option<(Option<Edit>, String)> {
     let specs: Vec<(&policy::StripSpec, &str)> = evaluation
         .changes
         .iter()
@@ -426,14 +431,13 @@ fn strip_attachments(tx: &Transaction, evaluation: &Evaluation) -> Option<(Optio
             "attachments not stripped: body longer than server.max_message_size".into(),
         ));
     }
-    let mut raw = tx.header_block();
-    let header_len = raw.len();
-    raw.extend_from_slice(&tx.body);
-    let message = crate::content::parse(&raw)?;
+    let raw = message();
+    let header_len = raw.len() - tx.body.len();
+    let message = crate::content::parse(raw)?;
     let rules: Vec<&str> = specs.iter().map(|(_, r)| *r).collect();
     let stripped = crate::content::strip::strip(
         &message,
-        &raw,
+        raw,
         header_len,
         |c| {
             let types: Vec<&str> = [Some(c.declared.as_str()), c.detected]
@@ -473,22 +477,25 @@ fn strip_attachments(tx: &Transaction, evaluation: &Evaluation) -> Option<(Optio
 /// Sends the message to clamd as configured: whole, or each decoded part on its own.
 /// A body cut at `server.max_message_size` is oversize: what clamd would see is not
 /// the message.
-async fn scan_message(tx: &Transaction, av: &AntivirusConfig, scanner: &Scanner) -> Outcome {
-    let mut message = tx.header_block();
-    let size = message.len() as u64 + tx.body_size;
+async fn scan_message(
+    tx: &Transaction,
+    message: &[u8],
+    av: &AntivirusConfig,
+    scanner: &Scanner,
+) -> Outcome {
+    let size = (message.len() - tx.body.len()) as u64 + tx.body_size;
     if tx.body_truncated() || size > scanner.max_size() as u64 {
         return Outcome::Oversize { size };
     }
-    message.extend_from_slice(&tx.body);
     if av.mode == ScanMode::Attachments
-        && let Some(parsed) = crate::content::parse(&message)
+        && let Some(parsed) = crate::content::parse(message)
     {
         let parts = crate::content::leaf_parts(&parsed);
         if !parts.is_empty() {
             return scanner.scan(size, Streams::Parts(parts)).await;
         }
     }
-    scanner.scan(size, Streams::Whole(&message)).await
+    scanner.scan(size, Streams::Whole(message)).await
 }
 
 /// What the antivirus outcome does to the message.

@@ -114,6 +114,14 @@ impl Transaction {
     pub fn header_block(&self) -> Vec<u8> {
         header_block(&self.headers, self.headers_exact)
     }
+
+    /// The message as received: the header block, then the body (as much of it as
+    /// was kept).
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = self.header_block();
+        m.extend_from_slice(&self.body);
+        m
+    }
 }
 
 /// Header fields as CRLF-terminated lines, ending with the empty line. `exact`: the

@@ -55,13 +55,14 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Gathers the facts; `content` also parses the message (MIME, RFC 2047).
+    /// Gathers the facts; with `content` (the whole message, see
+    /// [`Transaction::message`]) also the parsed ones (MIME, RFC 2047).
     pub fn gather(
         tx: &Transaction,
         direction: &Direction,
         auth: Option<&AuthReport>,
         scan: Option<&Outcome>,
-        content: bool,
+        content: Option<&[u8]>,
     ) -> Facts {
         let mut f = Facts {
             client_ip: tx.client.ip,
@@ -106,16 +107,14 @@ impl Facts {
             }
             _ => None,
         };
-        if content {
-            f.read_content(tx);
+        if let Some(message) = content {
+            f.read_content(message);
         }
         f
     }
 
-    fn read_content(&mut self, tx: &Transaction) {
-        let mut raw = tx.header_block();
-        raw.extend_from_slice(&tx.body);
-        let Some(message) = content::parse(&raw) else {
+    fn read_content(&mut self, raw: &[u8]) {
+        let Some(message) = content::parse(raw) else {
             return;
         };
         self.subject = message.subject().unwrap_or_default().to_owned();

@@ -358,7 +358,7 @@ Content-Disposition: attachment; filename=\"docs.zip\"\r\n\r\nPK\r\n--b--\r\n";
         ..Default::default()
     };
     let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
-    let f = Facts::gather(&tx, &direction, None, None, true);
+    let f = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
     assert_eq!(f.subject, "Password expiry");
     assert_eq!(f.from_name, ["José from IT"]);
     assert_eq!(f.from_address, ["jose@it-help.test"]);
@@ -431,7 +431,7 @@ Content-Disposition: attachment; filename=\"docs.zip\"\r\nContent-Transfer-Encod
         ..Default::default()
     };
     let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
-    let f = Facts::gather(&tx, &direction, None, None, true);
+    let f = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
     let zip_fact = f.attachments.iter().find(|a| a.name == "docs.zip").unwrap();
     assert_eq!(
         zip_fact.detected.as_deref(),
