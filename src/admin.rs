@@ -175,24 +175,41 @@ async fn readyz(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response
         .into_response()
 }
 
+/// The certificates in a PEM file; an error names the file, also when it holds none.
+pub(crate) fn pem_certificates(
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A trust store holding the certificates of a PEM file.
+pub(crate) fn root_store(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem_certificates(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
 /// The rustls server configuration for `[admin]`'s TLS settings; `None` for plain
 /// HTTP. Errors name the file.
 pub fn tls_config(config: &AdminConfig) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let Some((cert_file, key_file)) = &config.tls else {
         return Ok(None);
     };
-    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
-        let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{}: no certificate in it", path.display()));
-        }
-        Ok(certs)
-    };
-    let chain = certs(cert_file)?;
+    let chain = pem_certificates(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
         .map_err(|e| format!("{}: {e}", key_file.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -202,14 +219,8 @@ pub fn tls_config(config: &AdminConfig) -> Result<Option<Arc<rustls::ServerConfi
     let builder = match &config.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
-            }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
+                Arc::new(root_store(ca)?),
                 provider,
             )
             .build()

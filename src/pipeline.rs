@@ -522,11 +522,7 @@ async fn antivirus_step(
             None => "mailwarden (ClamAV)".to_owned(),
         }
     };
-    let reply = |code: u16, status: &str, text: String| {
-        SmtpReply::new(code, status, &[text])
-            .map(Verdict::Reject)
-            .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
-    };
+    let reply = |code, status, text| Verdict::Reject(fixed_reply(code, status, text));
     match outcome {
         Outcome::Clean => AvStep {
             verdict: None,
@@ -651,8 +647,12 @@ async fn antivirus_step(
 }
 
 fn tempfail_reply(code: u16, status: &str, text: String) -> Verdict {
+    Verdict::Tempfail(fixed_reply(code, status, text))
+}
+
+/// A reply whose code and enhanced status are fixed in this file (so always valid).
+fn fixed_reply(code: u16, status: &str, text: String) -> SmtpReply {
     SmtpReply::new(code, status, &[text])
-        .map(Verdict::Tempfail)
         .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
 }
 

@@ -335,8 +335,7 @@ async fn deliver(config: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
 
 /// POSTs the alert as JSON over HTTPS, verifying the server's certificate.
 async fn post_webhook(hook: &WebhookSink, alert: &Alert) -> Result<(), String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, ServerName};
+    use rustls_pki_types::ServerName;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -355,14 +354,7 @@ async fn post_webhook(hook: &WebhookSink, alert: &Alert) -> Result<(), String> {
         .ca_file
         .clone()
         .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&roots_file)
-        .map_err(|e| format!("{}: {e}", roots_file.display()))?
-    {
-        roots
-            .add(cert.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
+    let roots = crate::admin::root_store(&roots_file)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -152,20 +152,20 @@ pub fn check(c: &Condition, f: &Facts) -> Check {
 
 fn check_with(c: &Condition, cx: &Cx<'_, '_>) -> Check {
     let f = cx.f;
-    let check = |c: &Condition, _: &Facts| check_with(c, cx);
+    let check = |c: &Condition| check_with(c, cx);
     match c {
         Condition::All(all) if !cx.explain => Check {
-            matched: all.iter().all(|c| check(c, f).matched),
+            matched: all.iter().all(|c| check(c).matched),
             why: String::new(),
             children: Vec::new(),
         },
         Condition::Any(any) if !cx.explain => Check {
-            matched: any.iter().any(|c| check(c, f).matched),
+            matched: any.iter().any(|c| check(c).matched),
             why: String::new(),
             children: Vec::new(),
         },
         Condition::All(all) => {
-            let children: Vec<Check> = all.iter().map(|c| check(c, f)).collect();
+            let children: Vec<Check> = all.iter().map(&check).collect();
             let matched = children.iter().all(|c| c.matched);
             Check {
                 matched,
@@ -178,7 +178,7 @@ fn check_with(c: &Condition, cx: &Cx<'_, '_>) -> Check {
             }
         }
         Condition::Any(any) => {
-            let children: Vec<Check> = any.iter().map(|c| check(c, f)).collect();
+            let children: Vec<Check> = any.iter().map(&check).collect();
             let matched = children.iter().any(|c| c.matched);
             Check {
                 matched,
@@ -191,7 +191,7 @@ fn check_with(c: &Condition, cx: &Cx<'_, '_>) -> Check {
             }
         }
         Condition::Not(inner) => {
-            let inner = check(inner, f);
+            let inner = check(inner);
             Check {
                 matched: !inner.matched,
                 why: "not".into(),

@@ -199,10 +199,7 @@ impl Scanner {
         deadline: tokio::time::Instant,
         data: &[u8],
     ) -> Result<Reply, ScanError> {
-        let connection = Connection {
-            addr: &self.addr,
-            connect_timeout: self.connect_timeout,
-        };
+        let connection = self.connection();
         let scanning = clamav_client::tokio::scan_buffer(data, connection, Some(clamd::CHUNK));
         match tokio::time::timeout_at(deadline, scanning).await {
             Ok(Ok(raw)) => Ok(clamd::parse_reply(&raw)),
@@ -236,10 +233,7 @@ impl Scanner {
 
     /// `VERSION`, bounded by the connect time-out.
     pub async fn ask_version(&self) -> Result<String, ScanError> {
-        let connection = Connection {
-            addr: &self.addr,
-            connect_timeout: self.connect_timeout,
-        };
+        let connection = self.connection();
         let asking = clamav_client::tokio::get_version(connection);
         match tokio::time::timeout(self.connect_timeout * 2, asking).await {
             Ok(Ok(raw)) => clamd::short_version(&raw).ok_or_else(|| ScanError {
@@ -262,10 +256,7 @@ impl Scanner {
 
     /// `PING`: `Ok` when clamd answers `PONG`.
     pub async fn ping(&self) -> Result<(), ScanError> {
-        let connection = Connection {
-            addr: &self.addr,
-            connect_timeout: self.connect_timeout,
-        };
+        let connection = self.connection();
         match tokio::time::timeout(
             self.connect_timeout * 2,
             clamav_client::tokio::ping(connection),
@@ -282,6 +273,14 @@ impl Scanner {
                 class: ErrorClass::Timeout,
                 detail: "no PONG".into(),
             }),
+        }
+    }
+
+    /// How each clamd connection is made.
+    fn connection(&self) -> Connection<'_> {
+        Connection {
+            addr: &self.addr,
+            connect_timeout: self.connect_timeout,
         }
     }
 
