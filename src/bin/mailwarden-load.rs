@@ -9,14 +9,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use mailwarden::config::ClamdAddr;
 use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
+use mailwarden::milter::flags::Protocol;
 use mailwarden::milter::response::Response;
 use mailwarden::milter::stream::Stream;
 use mailwarden::scan::clamd::{self, Connection, Reply};
@@ -151,12 +154,14 @@ async fn load(args: Args) -> ExitCode {
     let start = Instant::now();
     let measure_from = start + warmup;
     let stop = measure_from + Duration::from_secs_f64(args.duration);
+    let recordings = Arc::new(OnceLock::new());
     let mut workers = Vec::new();
     for w in 0..args.connections {
         let args = args.clone();
         let corpus = corpus.clone();
+        let recordings = recordings.clone();
         workers.push(tokio::spawn(async move {
-            worker(w, &args, &corpus, measure_from, stop).await
+            worker(w, &args, &corpus, &recordings, measure_from, stop).await
         }));
     }
     let mut total = Tally::default();
@@ -250,6 +255,7 @@ async fn worker(
     id: usize,
     args: &Args,
     corpus: &[SplitMessage],
+    recordings: &OnceLock<Recordings>,
     measure_from: Instant,
     stop: Instant,
 ) -> Tally {
@@ -269,14 +275,31 @@ async fn worker(
                 continue;
             }
         };
+        let recorded = recordings.get_or_init(|| Recordings {
+            protocol: mta.protocol(),
+            messages: corpus
+                .iter()
+                .map(|m| Recorded::new(&mut mta, &args.mail_from, m))
+                .collect(),
+        });
+        let same_protocol = recorded.protocol == mta.protocol();
         for _ in 0..args.per_connection {
             if Instant::now() >= stop {
                 break;
             }
             queue_seq += 1;
             let queue_id = format!("L{id:04X}{queue_seq:08X}");
+            debug_assert_eq!(queue_id.len(), QUEUE_ID_SLOT.len());
             let began = Instant::now();
-            match send_message(&mut mta, &args.mail_from, &corpus[next], &queue_id).await {
+            let message = &corpus[next];
+            let sent = send_message(
+                &mut mta,
+                &args.mail_from,
+                message,
+                recorded.messages[next].as_ref().filter(|_| same_protocol),
+                &queue_id,
+            );
+            match sent.await {
                 Ok(decision) => {
                     if began >= measure_from {
                         tally
@@ -380,12 +403,15 @@ fn assemble(m: &SplitMessage) -> Vec<u8> {
     out
 }
 
-async fn send_message(
-    mta: &mut MtaClient<Stream>,
+/// Queues one message's events before end-of-message: macros before every event,
+/// headers one by one, the body in chunks. Nothing waits when the milter wants no
+/// reply to any of them (`MtaClient::replies_only_at_eom`).
+async fn queue_events<S: AsyncRead + AsyncWrite + Unpin>(
+    mta: &mut MtaClient<S>,
     mail_from: &str,
     message: &SplitMessage,
     queue_id: &str,
-) -> Result<Response, ClientError> {
+) -> Result<(), ClientError> {
     mta.macros(b'M', &[("mail_addr", mail_from)]);
     mta.mail(&format!("<{mail_from}>"), &["BODY=8BITMIME"])
         .await?;
@@ -402,6 +428,79 @@ async fn send_message(
     mta.macros(b'B', &[("i", queue_id)]);
     mta.body(&message.body).await?;
     mta.macros(b'E', &[("i", queue_id)]);
+    Ok(())
+}
+
+/// The corpus recorded on the first connection that opens, shared by every worker;
+/// used on connections that negotiated the same protocol.
+struct Recordings {
+    protocol: Protocol,
+    messages: Vec<Option<Recorded>>,
+}
+
+/// Stands for the queue id in a recorded message; as long as every `queue_id`.
+const QUEUE_ID_SLOT: &str = "\u{1}mw-queue-id\u{1}";
+
+/// One message's events before end-of-message, encoded once and replayed for every
+/// message with only the queue id written in, so the load tool's share of the two
+/// cores goes to sending and not to encoding the same packets again.
+struct Recorded {
+    bytes: Vec<u8>,
+    /// Where `QUEUE_ID_SLOT` stands in `bytes`.
+    slots: Vec<usize>,
+}
+
+impl Recorded {
+    /// Records `message` on `mta`'s negotiated protocol, or `None` when some event
+    /// before end-of-message needs a reply (then each message is sent step by step).
+    fn new<S: AsyncRead + AsyncWrite + Unpin>(
+        mta: &mut MtaClient<S>,
+        mail_from: &str,
+        message: &SplitMessage,
+    ) -> Option<Self> {
+        if !mta.replies_only_at_eom() {
+            return None;
+        }
+        // CONNECT and HELO (or the last ABORT) may still be queued: keep them out.
+        let pending = mta.take_queued();
+        let queued = {
+            let events = std::pin::pin!(queue_events(mta, mail_from, message, QUEUE_ID_SLOT));
+            // Nothing in it waits (no reply is awaited), so one poll finishes it.
+            events
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_ready()
+        };
+        let bytes = mta.take_queued().to_vec();
+        mta.queue_encoded(&pending);
+        if !queued {
+            return None;
+        }
+        let slots = memchr::memmem::find_iter(&bytes, QUEUE_ID_SLOT.as_bytes()).collect();
+        Some(Recorded { bytes, slots })
+    }
+
+    fn queue<S: AsyncRead + AsyncWrite + Unpin>(&self, mta: &mut MtaClient<S>, queue_id: &str) {
+        let mut from = 0;
+        for &slot in &self.slots {
+            mta.queue_encoded(&self.bytes[from..slot]);
+            mta.queue_encoded(queue_id.as_bytes());
+            from = slot + QUEUE_ID_SLOT.len();
+        }
+        mta.queue_encoded(&self.bytes[from..]);
+    }
+}
+
+async fn send_message(
+    mta: &mut MtaClient<Stream>,
+    mail_from: &str,
+    message: &SplitMessage,
+    recorded: Option<&Recorded>,
+    queue_id: &str,
+) -> Result<Response, ClientError> {
+    match recorded {
+        Some(r) => r.queue(mta, queue_id),
+        None => queue_events(mta, mail_from, message, queue_id).await?,
+    }
     let reply = mta.eom().await?;
     mta.abort();
     Ok(reply.decision)
@@ -453,4 +552,75 @@ Content-Transfer-Encoding: 8bit\r\n\r\n"
         m.extend_from_slice(line);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use mailwarden::milter::codec::{DEFAULT_MAX_PACKET, decode_packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    /// A client that negotiated `protocol` with an in-memory milter that answers
+    /// OPTNEG and then only keeps the connection open.
+    async fn negotiated(protocol: Protocol) -> MtaClient<DuplexStream> {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let mut input = BytesMut::new();
+            while decode_packet(&mut input, DEFAULT_MAX_PACKET)
+                .unwrap()
+                .is_none()
+            {
+                theirs.read_buf(&mut input).await.unwrap();
+            }
+            let mut out = BytesMut::new();
+            Response::OptNeg {
+                version: 6,
+                actions: 0x1ff,
+                protocol: protocol.0,
+                macros: Vec::new(),
+            }
+            .encode(&mut out);
+            theirs.write_all(&out).await.unwrap();
+            let mut sink = Vec::new();
+            let _ = theirs.read_to_end(&mut sink).await;
+        });
+        let mut mta = MtaClient::new(ours);
+        mta.negotiate_like_postfix().await.unwrap();
+        mta
+    }
+
+    fn message() -> SplitMessage {
+        SplitMessage::parse(&generated_message(3000))
+    }
+
+    #[tokio::test]
+    async fn a_replayed_message_is_the_same_bytes_as_one_sent_step_by_step() {
+        let all_no_reply = Protocol(0x1F_F000).union(Protocol::NR_HEADER);
+        let mut recorder = negotiated(all_no_reply).await;
+        let recorded = Recorded::new(&mut recorder, "a@b.test", &message()).unwrap();
+        // DATA, each header, end of headers, body, end of message.
+        assert_eq!(recorded.slots.len(), 4 + message().headers.len());
+        recorded.queue(&mut recorder, "L0001000000AB");
+        let replayed = recorder.take_queued();
+
+        let mut stepper = negotiated(all_no_reply).await;
+        queue_events(&mut stepper, "a@b.test", &message(), "L0001000000AB")
+            .await
+            .unwrap();
+        assert_eq!(replayed, stepper.take_queued());
+    }
+
+    #[tokio::test]
+    async fn a_milter_that_wants_a_reply_before_eom_is_not_recorded() {
+        let rcpt_needs_reply =
+            Protocol(0x1F_F000 & !Protocol::NR_RCPT.0).union(Protocol::NR_HEADER);
+        let mut mta = negotiated(rcpt_needs_reply).await;
+        mta.macros(b'C', &[]);
+        let queued_before = mta.take_queued();
+        mta.queue_encoded(&queued_before);
+        assert!(Recorded::new(&mut mta, "a@b.test", &message()).is_none());
+        assert_eq!(mta.take_queued(), queued_before, "nothing queued or lost");
+    }
 }

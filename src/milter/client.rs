@@ -280,6 +280,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MtaClient<S> {
         }
     }
 
+    /// True when every event of a message before end-of-message is either turned off
+    /// or needs no reply, and events are not flushed one by one: a message's events
+    /// then queue up without any wait and can be recorded once (`take_queued`) and
+    /// replayed (`queue_encoded`).
+    pub fn replies_only_at_eom(&self) -> bool {
+        !self.flush_each_event
+            && [
+                (Protocol::NO_MAIL, Protocol::NR_MAIL),
+                (Protocol::NO_RCPT, Protocol::NR_RCPT),
+                (Protocol::NO_DATA, Protocol::NR_DATA),
+                (Protocol::NO_HEADERS, Protocol::NR_HEADER),
+                (Protocol::NO_EOH, Protocol::NR_EOH),
+                (Protocol::NO_BODY, Protocol::NR_BODY),
+            ]
+            .iter()
+            .all(|&(off, no_reply)| self.protocol.contains(off) || self.protocol.contains(no_reply))
+    }
+
+    /// Takes the events queued and not yet sent.
+    pub fn take_queued(&mut self) -> BytesMut {
+        self.out.split()
+    }
+
+    /// Queues events already encoded, to go out with the next flush.
+    pub fn queue_encoded(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
     /// Queues ABORT (no reply), as Postfix sends after every message.
     pub fn abort(&mut self) {
         self.queue(Command::Abort);
