@@ -343,7 +343,11 @@ fn https_and_mutual_tls() {
     // Plain HTTP to a TLS port gets nothing useful.
     let plain = std::panic::catch_unwind(|| get(port, "/healthz", Some(TOKEN)));
     assert!(plain.map_or(true, |(status, _)| status != 200));
-    assert!(mw.log().contains("TLS handshake refused"), "{}", mw.log());
+    assert!(
+        mw.wait_for_log("TLS handshake refused", 1, Duration::from_secs(5)),
+        "{}",
+        mw.log()
+    );
 }
 
 /// An HTTPS webhook receiver on a loopback port: records each request body and
@@ -509,7 +513,11 @@ fn a_burst_from_one_account_gives_one_webhook_call_and_one_email() {
         .filter(|d| d.headers().contains("mailwarden alert:"))
         .count();
     assert_eq!(all_alert_mails, 1, "and no other alert mail");
-    assert!(mw.log().contains("anomaly"), "{}", mw.log());
+    assert!(
+        mw.wait_for_log("anomaly", 1, Duration::from_secs(5)),
+        "{}",
+        mw.log()
+    );
     assert!(
         !mw.log().contains("hook-secret-123"),
         "the webhook token is not logged"

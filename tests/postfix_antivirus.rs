@@ -248,7 +248,7 @@ fn clamd_down_or_hung_tempfails_and_nothing_is_delivered() {
         "{said}"
     );
     assert!(
-        s.mw.log().contains("class=\"unreachable\""),
+        s.mw.wait_for_log("class=\"unreachable\"", 1, Duration::from_secs(5)),
         "{}",
         s.mw.log()
     );
@@ -278,7 +278,11 @@ fn clamd_down_or_hung_tempfails_and_nothing_is_delivered() {
         took >= Duration::from_secs(3) && took < Duration::from_secs(10),
         "answered after {took:?}"
     );
-    assert!(s.mw.log().contains("class=\"timeout\""), "{}", s.mw.log());
+    assert!(
+        s.mw.wait_for_log("class=\"timeout\"", 1, Duration::from_secs(5)),
+        "{}",
+        s.mw.log()
+    );
     std::thread::sleep(Duration::from_secs(1));
     s.postfix.flush();
     assert!(

@@ -60,5 +60,9 @@ fn broken_reload_keeps_serving_and_good_reload_applies() {
         None,
         "trace_header = false took effect"
     );
-    assert!(mw.log().matches("message decided").count() >= 3);
+    assert!(
+        mw.wait_for_log("message decided", 3, Duration::from_secs(5)),
+        "{}",
+        mw.log()
+    );
 }

@@ -80,7 +80,8 @@ impl Mailwarden {
         read_text(&self.log_path)
     }
 
-    /// Waits until the log contains `needle` (counting from its `nth` occurrence).
+    /// Waits until the log contains `needle` `count` times. The daemon writes its log
+    /// in batches a few milliseconds after each event: wait before looking for a line.
     pub fn wait_for_log(&self, needle: &str, count: usize, limit: Duration) -> bool {
         wait_for(limit, || {
             (self.log().matches(needle).count() >= count).then_some(())
