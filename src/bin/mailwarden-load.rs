@@ -289,14 +289,16 @@ async fn worker(
             }
             queue_seq += 1;
             let queue_id = format!("L{id:04X}{queue_seq:08X}");
-            debug_assert_eq!(queue_id.len(), QUEUE_ID_SLOT.len());
             let began = Instant::now();
             let message = &corpus[next];
             let sent = send_message(
                 &mut mta,
                 &args.mail_from,
                 message,
-                recorded.messages[next].as_ref().filter(|_| same_protocol),
+                // The recorded packets' lengths hold an id of the slot's length.
+                recorded.messages[next]
+                    .as_ref()
+                    .filter(|_| same_protocol && queue_id.len() == QUEUE_ID_SLOT.len()),
                 &queue_id,
             );
             match sent.await {
