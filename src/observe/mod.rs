@@ -99,10 +99,7 @@ impl LineBatch {
             std::thread::sleep(BATCH_WINDOW);
             let mut waiting = lock(&self.waiting);
             std::mem::swap(&mut waiting.lines, &mut spare);
-            let mut output = lock(&self.output);
-            drop(waiting);
-            let _ = output.write_all(&spare).and_then(|()| output.flush());
-            drop(output);
+            let _ = self.write_in_order(waiting, &spare);
             spare.clear();
         }
     }
@@ -112,9 +109,7 @@ impl LineBatch {
         if waiting.direct || waiting.lines.len() + line.len() > MAX_WAITING {
             let mut backlog = std::mem::take(&mut waiting.lines);
             backlog.extend_from_slice(line);
-            let mut output = lock(&self.output);
-            drop(waiting);
-            return output.write_all(&backlog).and_then(|()| output.flush());
+            return self.write_in_order(waiting, &backlog);
         }
         if waiting.lines.is_empty() {
             self.arrived.notify_one();
@@ -128,10 +123,20 @@ impl LineBatch {
         let mut waiting = lock(&self.waiting);
         waiting.direct = true;
         let backlog = std::mem::take(&mut waiting.lines);
+        self.arrived.notify_one();
+        let _ = self.write_in_order(waiting, &backlog);
+    }
+
+    /// Writes `lines`, taken out of `waiting`: takes `output` before letting go of
+    /// `waiting`, so no line logged later can reach the output first.
+    fn write_in_order(
+        &self,
+        waiting: MutexGuard<'_, Waiting>,
+        lines: &[u8],
+    ) -> std::io::Result<()> {
         let mut output = lock(&self.output);
         drop(waiting);
-        self.arrived.notify_one();
-        let _ = output.write_all(&backlog).and_then(|()| output.flush());
+        output.write_all(lines).and_then(|()| output.flush())
     }
 }
 
