@@ -13,19 +13,21 @@ use bytes::BytesMut;
 use common::mailwarden::Mailwarden;
 use common::shared_tempdir;
 use mailwarden::milter::ListenAddr;
-use mailwarden::milter::client::MtaClient;
+use mailwarden::milter::client::{ClientError, MtaClient};
 use mailwarden::milter::command::{ClientAddress, Command};
 use mailwarden::milter::response::Response;
 use mailwarden::milter::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn client(addr: &ListenAddr) -> MtaClient<Stream> {
+async fn try_client(addr: &ListenAddr) -> Result<MtaClient<Stream>, ClientError> {
     let ip = "192.0.2.1".parse().unwrap();
-    let mta = MtaClient::open_session(addr, ip, "client.test")
-        .await
-        .expect("open a milter session");
-    mta.with_reply_timeout(Duration::from_secs(10))
+    let mta = MtaClient::open_session(addr, ip, "client.test").await?;
+    Ok(mta.with_reply_timeout(Duration::from_secs(10)))
+}
+
+async fn client(addr: &ListenAddr) -> MtaClient<Stream> {
+    try_client(addr).await.expect("open a milter session")
 }
 
 async fn one_message(mta: &mut MtaClient<Stream>, queue_id: &str) -> Response {
@@ -147,10 +149,9 @@ async fn connections_over_max_sessions_are_closed_at_once() {
     first.quit().await.unwrap();
     // The slot is free once the daemon has finished the first session, which a busy
     // machine may take a moment to do.
-    let ip = "192.0.2.1".parse().unwrap();
     let mut again = None;
     for _ in 0..50 {
-        if let Ok(mta) = MtaClient::open_session(&addr, ip, "client.test").await {
+        if let Ok(mta) = try_client(&addr).await {
             again = Some(mta);
             break;
         }
