@@ -82,21 +82,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let first = service(&config).inspect_err(|e| error!("{e}"))?;
     let (services_tx, services_rx) = watch::channel(first);
     let admin_services = services_rx.clone();
-    let server = Server::bind(
-        &config.server.listen,
-        config.server.socket_mode,
-        config.server.max_sessions,
-        services_rx,
-    )
-    .await
-    .map_err(|e| {
-        error!("{e}");
-        e.to_string()
-    })?;
-    for addr in server.local_addrs() {
-        info!(listen = %addr, "listening for milter connections");
-    }
-
+    // The admin endpoint listens before the milter port opens: once Postfix can
+    // reach us, so can the monitoring that asks whether we are ready.
     let (trigger, shutdown) = shutdown::channel();
     // Metrics are recorded only when an endpoint can show them.
     observe::metrics::metrics().enable(config.admin.is_some());
@@ -114,6 +101,20 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         }
         None => None,
     };
+    let server = Server::bind(
+        &config.server.listen,
+        config.server.socket_mode,
+        config.server.max_sessions,
+        services_rx,
+    )
+    .await
+    .map_err(|e| {
+        error!("{e}");
+        e.to_string()
+    })?;
+    for addr in server.local_addrs() {
+        info!(listen = %addr, "listening for milter connections");
+    }
     let drain = config.server.shutdown_timeout;
     let serving = tokio::spawn(server.serve(shutdown, drain));
     systemd::notify("READY=1\nSTATUS=serving");
