@@ -9,6 +9,11 @@ use super::codec::{Packet, decode_packet};
 use super::error::ProtocolError;
 use super::response::Response;
 
+/// The least free space offered to each read. Packets the MTA sends without
+/// waiting for a reply (headers, body chunks, end of message) then arrive in one
+/// read instead of one read per packet, or per 4 KiB.
+const READ_AHEAD: usize = 8 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
@@ -41,8 +46,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             if let Some(packet) = decode_packet(&mut self.input, self.max_packet)? {
                 return Ok(Some(packet));
             }
-            if self.input.capacity() == self.input.len() {
-                self.input.reserve(4096);
+            // Room for the rest of this packet (decode_packet reserved it) and for
+            // what follows: a 5 KB message and its end-of-message arrive in one read.
+            if self.input.capacity() - self.input.len() < READ_AHEAD {
+                self.input.reserve(READ_AHEAD);
             }
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return if self.input.is_empty() {
@@ -80,5 +87,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         if self.input.is_empty() && self.input.capacity() > 16 * 1024 {
             self.input = BytesMut::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+
+    use super::*;
+    use crate::milter::codec::{DEFAULT_MAX_PACKET, encode_packet};
+
+    /// Serves `data` as fast as the reader takes it and counts the reads.
+    struct Counted {
+        data: Vec<u8>,
+        at: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.reads += 1;
+            let n = buf.remaining().min(self.data.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_in_one_write_is_read_in_one_read() {
+        // What an MTA sends for a 5 KB message without waiting for replies.
+        let mut data = BytesMut::new();
+        encode_packet(&mut data, b'L', b"From\0Example <app@example.com>\0");
+        encode_packet(&mut data, b'N', b"");
+        encode_packet(&mut data, b'B', &[b'x'; 5000]);
+        encode_packet(&mut data, b'E', b"");
+        let mut framed = Framed::new(
+            Counted {
+                data: data.to_vec(),
+                at: 0,
+                reads: 0,
+            },
+            DEFAULT_MAX_PACKET,
+        );
+        let mut codes = Vec::new();
+        while let Some(packet) = framed.read_packet().await.unwrap() {
+            codes.push(packet.code);
+            if packet.code == b'B' {
+                assert_eq!(packet.payload.len(), 5000);
+            }
+        }
+        assert_eq!(codes, b"LNBE");
+        // One read for the packets and one that finds the end of the stream.
+        assert_eq!(framed.stream.reads, 2);
     }
 }
