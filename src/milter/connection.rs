@@ -249,6 +249,9 @@ where
         let mut progress = tokio::time::interval_at(start, settings.progress_interval);
         loop {
             tokio::select! {
+                // The decision first: one that is ready at once (signing, a cached
+                // verdict) then never registers the two timers with the runtime.
+                biased;
                 outcome = &mut work => {
                     return Ok(outcome.unwrap_or_else(|panic| {
                         error!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "filter panicked: {panic}; answering tempfail");
