@@ -35,8 +35,12 @@ impl Drop for LogHandle {
     }
 }
 
-/// How long the writer thread lets lines gather after the first one arrives.
+/// How long the writer thread lets lines gather before it writes them.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// After this many windows without a line the writer sleeps until the next one, so
+/// an idle daemon has no timer waking it; under steady traffic it never does, and no
+/// session pays for waking it.
+const QUIET_WINDOWS: u32 = 20;
 /// Past this many waiting bytes the logging session writes them itself.
 const MAX_WAITING: usize = 1 << 20;
 
@@ -53,6 +57,8 @@ struct Waiting {
     lines: Vec<u8>,
     /// No writer thread (it could not start, or logging is closing): write at once.
     direct: bool,
+    /// The writer sleeps until a line arrives: the next line wakes it.
+    parked: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +73,7 @@ impl LineBatch {
             waiting: Mutex::new(Waiting {
                 lines: Vec::new(),
                 direct: false,
+                parked: false,
             }),
             arrived: Condvar::new(),
             output: Mutex::new(output),
@@ -81,26 +88,37 @@ impl LineBatch {
         batch
     }
 
-    /// The writer thread: waits for a first line, lets more gather, writes them all.
+    /// The writer thread: every window, writes what has gathered; after
+    /// [`QUIET_WINDOWS`] empty ones, sleeps until a line arrives.
     fn run(&self) {
         let mut spare = Vec::new();
+        let mut quiet = 0;
         loop {
+            std::thread::sleep(BATCH_WINDOW);
             let mut waiting = lock(&self.waiting);
-            while waiting.lines.is_empty() {
-                if waiting.direct {
-                    return;
-                }
+            if !waiting.lines.is_empty() {
+                quiet = 0;
+                std::mem::swap(&mut waiting.lines, &mut spare);
+                let _ = self.write_in_order(waiting, &spare);
+                spare.clear();
+                continue;
+            }
+            if waiting.direct {
+                return;
+            }
+            quiet += 1;
+            if quiet < QUIET_WINDOWS {
+                continue;
+            }
+            quiet = 0;
+            waiting.parked = true;
+            while waiting.lines.is_empty() && !waiting.direct {
                 waiting = self
                     .arrived
                     .wait(waiting)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            drop(waiting);
-            std::thread::sleep(BATCH_WINDOW);
-            let mut waiting = lock(&self.waiting);
-            std::mem::swap(&mut waiting.lines, &mut spare);
-            let _ = self.write_in_order(waiting, &spare);
-            spare.clear();
+            waiting.parked = false;
         }
     }
 
@@ -111,7 +129,8 @@ impl LineBatch {
             backlog.extend_from_slice(line);
             return self.write_in_order(waiting, &backlog);
         }
-        if waiting.lines.is_empty() {
+        if waiting.parked {
+            waiting.parked = false;
             self.arrived.notify_one();
         }
         waiting.lines.extend_from_slice(line);
@@ -271,10 +290,30 @@ mod tests {
         let sink = Shared::default();
         let batch = LineBatch::start(Box::new(sink.clone()));
         BatchWriter(batch).write_all(b"one\n").unwrap();
+        wait_for_output(&sink, b"one\n");
+    }
+
+    #[test]
+    fn a_line_after_a_quiet_spell_wakes_the_sleeping_writer() {
+        let sink = Shared::default();
+        let batch = LineBatch::start(Box::new(sink.clone()));
+        let parked = std::time::Instant::now() + Duration::from_secs(2);
+        while !lock(&batch.waiting).parked && std::time::Instant::now() < parked {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            lock(&batch.waiting).parked,
+            "the idle writer never went to sleep"
+        );
+        BatchWriter(batch).write_all(b"after a while\n").unwrap();
+        wait_for_output(&sink, b"after a while\n");
+    }
+
+    fn wait_for_output(sink: &Shared, expected: &[u8]) {
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while lock(&sink.0).is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(lock(&sink.0).as_slice(), b"one\n");
+        assert_eq!(lock(&sink.0).as_slice(), expected);
     }
 }
