@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Reproduces README's signing numbers. The machine's speed drifts from minute to
-# minute, so the RSA-2048 comparison is made in ROUNDS alternating rounds: each round
-# runs `openssl speed rsa2048` (one core, OpenSSL's raw signing rate) and then the
-# load tool against mailwarden over a unix socket, and the median of the per-round
-# ratios (mailwarden messages/s over openssl sign/s x 2 cores) is the result. After the
-# rounds: TCP, ed25519, and both keys at once (two signatures), once each.
+# minute, so the RSA-2048 comparison is made in ROUNDS rounds of the load tool against
+# mailwarden over a unix socket, each between two runs of `openssl speed rsa2048` (one
+# core, OpenSSL's raw signing rate): a round's ratio is mailwarden's messages/s over the
+# mean of the openssl runs just before and just after it, times 2 cores, and the median
+# of the rounds' ratios is the result (a drift during the round moves both runs that
+# bracket it). After the rounds: TCP, ed25519, and both keys at once (two signatures),
+# once each.
 # The load tool's generated 5 KB message (From: noreply@load.test, client 127.0.0.1, a
 # trusted network, so it is outbound and signed) is signed with keys made by
 # `mailwarden genkey`. The load tool runs on one thread so it takes as little as it
@@ -75,15 +77,18 @@ report() {
 }
 
 echo
-echo "== RSA-2048, $rounds alternating rounds: openssl speed rsa2048 (${seconds} s), then mailwarden over a unix socket (${duration} s)"
+echo "== RSA-2048, $rounds rounds of mailwarden over a unix socket (${duration} s), each between two runs of openssl speed rsa2048 (${seconds} s)"
 start rsa
 : >"$work/rounds"
+prev=$(rate rsa2048 | awk '{print $6}')
 for r in $(seq "$rounds"); do
-    one=$(rate rsa2048 | awk '{print $6}')
     got=$(load "unix:$work/mw.sock")
+    after=$(rate rsa2048 | awk '{print $6}')
+    one=$(awk -v a="$prev" -v b="$after" 'BEGIN{printf "%.1f", (a + b) / 2}')
     pct=$(awk -v g="$got" -v o="$one" 'BEGIN{printf "%.1f", 100 * g / (2 * o)}')
     echo "$one $got $pct" >>"$work/rounds"
-    echo "round $r: openssl $one sign/s (x 2 = $(awk -v o="$one" 'BEGIN{printf "%.0f", 2 * o}')), mailwarden $got msg/s: $pct%"
+    echo "round $r: openssl $prev and $after sign/s (mean x 2 = $(awk -v o="$one" 'BEGIN{printf "%.0f", 2 * o}')), mailwarden $got msg/s: $pct%"
+    prev=$after
 done
 echo "median: openssl $(cut -d' ' -f1 "$work/rounds" | median) sign/s, mailwarden $(cut -d' ' -f2 "$work/rounds" | median) msg/s, ratio $(cut -d' ' -f3 "$work/rounds" | median)%"
 report "RSA-2048" "unix:$work/mw.sock"
