@@ -743,7 +743,7 @@ impl Filter for Pipeline {
                 inbound: matches!(findings.direction, Direction::Inbound(_)),
                 auth_user,
                 sender_domain: policy::facts::domain_of(tx.sender.address()),
-                client_ip: tx.client.ip.map(|ip| ip.to_string()),
+                client_ip: tx.client.ip_text(),
                 auth_fail: findings.auth.as_ref().is_some_and(|a| {
                     a.dmarc.result == AuthResult::Fail
                         || matches!(

@@ -20,6 +20,33 @@ pub struct Client {
     pub helo: Option<String>,
 }
 
+impl Client {
+    /// The client's IP address as text, `None` when there is none. IPv4 is written
+    /// here rather than by `Display`, which costs some 2,000 instructions a call, and
+    /// this runs for every message (the decision line, the alert key).
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.map(|ip| match ip {
+            IpAddr::V4(v4) => {
+                let mut text = String::with_capacity(15);
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push('.');
+                    }
+                    if octet >= 100 {
+                        text.push(char::from(b'0' + octet / 100));
+                    }
+                    if octet >= 10 {
+                        text.push(char::from(b'0' + octet / 10 % 10));
+                    }
+                    text.push(char::from(b'0' + octet % 10));
+                }
+                text
+            }
+            IpAddr::V6(_) => ip.to_string(),
+        })
+    }
+}
+
 /// The MTA's macros, flattened over all stages (a later stage's value wins).
 /// Names are stored without braces: `auth_authen`, `i`, `daemon_name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,5 +207,29 @@ mod tests {
             ..Default::default()
         };
         assert!(tx.body_truncated());
+    }
+
+    #[test]
+    fn ip_text_is_what_display_writes() {
+        let mut ips: Vec<IpAddr> = (0..=255u8)
+            .map(|n| std::net::Ipv4Addr::new(n, 255 - n, n / 10, n.wrapping_mul(7)).into())
+            .collect();
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:192.0.2.1",
+        ] {
+            ips.push(text.parse().unwrap());
+        }
+        for ip in ips {
+            let client = Client {
+                ip: Some(ip),
+                ..Default::default()
+            };
+            assert_eq!(client.ip_text(), Some(ip.to_string()));
+        }
+        assert_eq!(Client::default().ip_text(), None);
     }
 }

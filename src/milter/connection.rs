@@ -279,7 +279,7 @@ fn log_decision(tx: &Transaction, decision: &Decision, elapsed: Duration) {
     info!(
         queue_id = tx.queue_id().as_deref().unwrap_or("-"),
         session = tx.session_id,
-        client_ip = tx.client.ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+        client_ip = tx.client.ip_text().as_deref().unwrap_or("-"),
         client_name = %tx.client.hostname,
         helo = tx.client.helo.as_deref().unwrap_or("-"),
         from = tx.sender.address(),

@@ -152,24 +152,21 @@ impl Detector {
                 let window = c.window;
                 map.retain(|_, w| w.start.is_some_and(|s| now.duration_since(s) < window * 10));
             }
-            if !map.contains_key(key.as_ref()) {
-                map.insert(key.to_string(), Window::default());
-            }
-            let Some(w) = map.get_mut(key.as_ref()) else {
-                continue;
+            // One lookup for a key already counted, the usual case; the key is copied
+            // only when it is new.
+            let count = |w: &mut Window| {
+                let w = roll(w, now, c.window);
+                w.count += 1;
+                let threshold =
+                    f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
+                (w.count as f64 >= threshold).then_some((w.count, threshold))
             };
-            let w = roll(w, now, c.window);
-            w.count += 1;
-            let threshold =
-                f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
-            if w.count as f64 >= threshold {
-                alerts.push(self.alert(
-                    "message_rate",
-                    format!("{kind} {key}"),
-                    w.count,
-                    threshold,
-                    now,
-                ));
+            let over = match map.get_mut(key.as_ref()) {
+                Some(w) => count(w),
+                None => count(map.entry(key.to_string()).or_default()),
+            };
+            if let Some((n, threshold)) = over {
+                alerts.push(self.alert("message_rate", format!("{kind} {key}"), n, threshold, now));
             }
         }
         let window = c.window;
