@@ -9,6 +9,7 @@
 //! the session writes the backlog itself, in order.
 
 pub mod alerts;
+mod fields;
 pub mod metrics;
 
 use std::io::Write;
@@ -199,11 +200,20 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     let batch = LineBatch::start(Box::new(std::io::stderr()));
     let writer = move || BatchWriter(batch);
     match format {
-        LogFormat::Text => registry
+        LogFormat::Text if ansi => registry
             .with(
                 fmt::layer()
                     .with_writer(writer)
-                    .with_ansi(ansi)
+                    .with_ansi(true)
+                    .with_target(false),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .fmt_fields(fields::LineFields)
+                    .with_writer(writer)
+                    .with_ansi(false)
                     .with_target(false),
             )
             .init(),
