@@ -91,4 +91,6 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
                 printf "instructions per message in the sessions, metrics and alerts %s: %d (%d messages)\n", m, $1 / n, n
             }'
     done
+else
+    echo "valgrind is not installed: no instruction counts (apt-get install valgrind)"
 fi

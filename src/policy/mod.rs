@@ -300,7 +300,11 @@ fn check_with(c: &Condition, cx: &Cx<'_, '_>) -> Check {
                 return cx.leaf(false, || format!("rate limit {name} not counted here"));
             };
             let keys: Vec<String> = match limit.key {
-                LimitKey::ClientIp => f.client_ip.iter().map(ToString::to_string).collect(),
+                LimitKey::ClientIp => f
+                    .client_ip
+                    .map(crate::transaction::ip_text)
+                    .into_iter()
+                    .collect(),
                 LimitKey::Sender => vec![f.sender.clone()],
                 LimitKey::SenderDomain => vec![f.sender_domain().to_owned()],
                 LimitKey::AuthUser => f.auth_user.iter().cloned().collect(),
