@@ -16,34 +16,9 @@ port=${PORT:-18892}
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-# knot on a loopback port with the fixture zones.
-mkdir -p "$work/knot/zones" "$work/knot/db"
-cp tests/fixtures/auth/zones/*.zone "$work/knot/zones/"
-{
-    printf 'server:\n  rundir: "%s"\n  user: root:root\n  listen: 127.0.0.1@%s\n' "$work/knot" "$dns_port"
-    printf 'database:\n  storage: "%s/db"\n' "$work/knot"
-    printf 'template:\n  - id: default\n    storage: "%s/zones"\n    file: "%%s.zone"\n' "$work/knot"
-    printf 'zone:\n'
-    for z in tests/fixtures/auth/zones/*.zone; do printf '  - domain: %s\n' "$(basename "$z" .zone)"; done
-} >"$work/knot.conf"
-knotd -c "$work/knot.conf" >"$work/knot.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do kdig @127.0.0.1 -p "$dns_port" +short TXT sender.test 2>/dev/null | grep -q spf1 && break; sleep 0.1; done
-
-# 20 distinct 10 KB messages, DKIM-signed (rsa-sha256, relaxed/relaxed) by dkimpy.
-mkdir -p "$work/corpus"
-python3 - "$work/corpus" <<'PY'
-import sys, dkim
-key = open("tests/fixtures/auth/keys/sender.test.rsa2048.pem", "rb").read()
-line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
-for i in range(20):
-    body = "".join(f"{n:04d} {line}" for n in range(10240 // (len(line) + 5)))
-    msg = (f"From: Alice <alice@sender.test>\r\nTo: bob@dest.test\r\nSubject: load {i}\r\n"
-           f"Date: Tue, 24 Nov 2026 08:00:00 +0000\r\nMessage-ID: <load-{i}@sender.test>\r\n"
-           "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n" + body).encode()
-    sig = dkim.sign(msg, b"rsa2048", b"sender.test", key, canonicalize=(b"relaxed", b"relaxed"))
-    open(f"{sys.argv[1]}/{i:02d}.eml", "wb").write(sig + msg)
-PY
+. scripts/lib/auth-fixture.sh
+auth_fixture_knot "$work/knot" "$dns_port"
+auth_fixture_corpus "$work/corpus"
 echo "corpus: $(ls "$work/corpus" | wc -l) messages of $(stat -c %s "$work/corpus/00.eml") bytes"
 
 cat >"$work/mailwarden.toml" <<TOML
@@ -113,7 +88,7 @@ CONF
     # OpenDMARC with its own SPF check, resolving through knot: it uses the
     # system resolver, so it runs in a mount namespace whose resolv.conf points at a
     # knot listening on 127.0.0.1:53.
-    sed "s/127.0.0.1@$dns_port/127.0.0.1@53/" "$work/knot.conf" | sed "s|rundir: \"$work/knot\"|rundir: \"$work/knot53\"|" >"$work/knot53.conf"
+    sed "s/127.0.0.1@$dns_port/127.0.0.1@53/" "$work/knot/knot.conf" | sed "s|rundir: \"$work/knot\"|rundir: \"$work/knot53\"|" >"$work/knot53.conf"
     mkdir -p "$work/knot53"
     knotd -c "$work/knot53.conf" >"$work/knot53.log" 2>&1 &
     pids+=($!)

@@ -32,6 +32,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # median of the per-round ratios, which the machine's drift between rounds does not
 # move.
 for round in $(seq "${ROUNDS:-7}"); do
+    [ "${INSTRUCTIONS_ONLY:-0}" = 1 ] && break
     order="off on"
     [ $((round % 2)) = 0 ] && order="on off"
     for mode in $order; do
@@ -54,24 +55,40 @@ for round in $(seq "${ROUNDS:-7}"); do
     awk -v a="$rate_on" -v b="$rate_off" 'BEGIN{printf "%.2f\n", 100 * (a - b) / b}' >>"$work/ratios"
 done
 median() { grep "^$1 " "$work/rates" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+[ "${INSTRUCTIONS_ONLY:-0}" = 1 ] || {
 echo "per-round change with metrics and alerts on: $(tr '\n' ' ' <"$work/ratios")"
 cpu_median() { grep "^$1 " "$work/cpu" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 echo "daemon CPU per message, median: off $(cpu_median off) us, on $(cpu_median on) us ($(awk -v a="$(cpu_median on)" -v b="$(cpu_median off)" 'BEGIN{printf "%+.1f%%", 100 * (a - b) / b}'))"
 echo "median per-round change: $(sort -n "$work/ratios" | awk '{a[NR]=$1} END {printf "%+.1f%%", a[int((NR + 1) / 2)]}') (medians: off $(median off)/s, on $(median on)/s)"
 curl -s -H "Authorization: Bearer perf-token-0123456789abcdef" "http://127.0.0.1:$((on + 100))/metrics" | grep '^mailwarden_messages_total' || true
+}
 
 # Throughput on a shared 2-core machine swings by more than the effect measured, so
 # the cost is also counted in instructions, which do not swing: each config runs
 # under callgrind for 8 s of 16 connections, and the instructions spent in the
 # milter sessions (everything a message costs but the log writer thread and the
-# kernel) are divided by the messages decided.
+# kernel) are divided by the messages decided. Three configs: accept-all with
+# metrics and alerts off and on, and full inbound authentication (SPF, DKIM, ARC,
+# iprev and DMARC against knot serving the fixture zones, dkimpy-signed corpus).
+# INSTRUCTIONS_ONLY=1 skips the throughput rounds above.
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()
-    for mode in off on; do
+    . scripts/lib/auth-fixture.sh
+    auth_fixture_knot "$work/knot" "${DNS_PORT:-15354}"
+    auth_fixture_corpus "$work/corpus"
+    auth=$((on + 1))
+    printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n[dns]\nnameservers = ["127.0.0.1:%s"]\n[inbound]\nauthserv_id = "mx.perf.test"\n' \
+        "$auth" "${DNS_PORT:-15354}" >"$work/auth.toml"
+    for mode in off on auth; do
         port=$off
         [ "$mode" = on ] && port=$on
+        load_args=(--client-ip 127.0.0.1)
+        if [ "$mode" = auth ]; then
+            port=$auth
+            load_args=(--corpus "$work/corpus" --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test)
+        fi
         valgrind --tool=callgrind --callgrind-out-file="$work/$mode.cg" \
             ./target/release/mailwarden serve -c "$work/$mode.toml" 2>"$work/$mode.vg.log" &
         pids+=($!)
@@ -80,15 +97,17 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
             sleep 0.2
         done
         ./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections 16 \
-            --duration 8 --client-ip 127.0.0.1 --threads 1 >/dev/null
+            --duration 8 --threads 1 "${load_args[@]}" >/dev/null
         kill "${pids[-1]}"
         wait "${pids[-1]}" 2>/dev/null || true
         n=$(grep -c 'message decided' "$work/$mode.vg.log" || true)
+        label="accept-all, metrics and alerts $mode"
+        [ "$mode" = auth ] && label="full inbound auth"
         # awk reads to the end: a reader that quits early would fail the pipe.
         callgrind_annotate --inclusive=yes "$work/$mode.cg" 2>/dev/null |
-            awk -v n="$n" -v m="$mode" 'index($0, "accept_loop::{{closure}}::{{closure}} [") && !done {
+            awk -v n="$n" -v m="$label" 'index($0, "accept_loop::{{closure}}::{{closure}} [") && !done {
                 done = 1; gsub(",", "", $1)
-                printf "instructions per message in the sessions, metrics and alerts %s: %d (%d messages)\n", m, $1 / n, n
+                printf "instructions per message in the sessions, %s: %d (%d messages)\n", m, $1 / n, n
             }'
     done
 else

@@ -15,9 +15,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::AdminConfig;
-use crate::milter::Service;
 use crate::observe::metrics::{ClassLabels, metrics};
 use crate::pipeline::Pipeline;
+use crate::session::Service;
 use crate::shutdown::Shutdown;
 
 pub struct Admin {
@@ -175,63 +175,15 @@ async fn readyz(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response
         .into_response()
 }
 
-/// The certificates in a PEM file; an error names the file, also when it holds none.
-pub(crate) fn pem_certificates(
-    path: &Path,
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate in it", path.display()));
-    }
-    Ok(certs)
-}
-
-/// A trust store holding the certificates of a PEM file.
-pub(crate) fn root_store(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in pem_certificates(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(roots)
-}
-
 /// The rustls server configuration for `[admin]`'s TLS settings; `None` for plain
 /// HTTP. Errors name the file.
-pub fn tls_config(config: &AdminConfig) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
-    use rustls_pki_types::PrivateKeyDer;
-    use rustls_pki_types::pem::PemObject;
+pub fn tls_config(
+    config: &AdminConfig,
+) -> Result<Option<Arc<rustls::ServerConfig>>, crate::tls::TlsError> {
     let Some((cert_file, key_file)) = &config.tls else {
         return Ok(None);
     };
-    let chain = pem_certificates(cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = match &config.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(root_store(ca)?),
-                provider,
-            )
-            .build()
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let tls = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("{} / {}: {e}", cert_file.display(), key_file.display()))?;
-    Ok(Some(Arc::new(tls)))
+    crate::tls::server_config(cert_file, key_file, config.client_ca.as_deref()).map(Some)
 }
 
 /// Binds the endpoint and serves it until `shutdown`.
@@ -240,7 +192,7 @@ pub async fn serve(
     admin: Arc<Admin>,
     shutdown: Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let tls = tls_config(config)?;
+    let tls = tls_config(config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("admin.listen {}: {e}", config.listen))?;

@@ -12,9 +12,10 @@ use tracing::{error, info, warn};
 
 use crate::admin;
 use crate::config::{self, Config, LogFormat};
-use crate::milter::{ListenAddr, Server, Service};
+use crate::net::ListenAddr;
 use crate::observe::{self, LogHandle};
 use crate::pipeline::Pipeline;
+use crate::session::{Server, Service};
 use crate::shutdown;
 use crate::systemd;
 
@@ -42,10 +43,20 @@ impl ServeOptions {
     }
 }
 
-fn service(config: &Config) -> Result<Arc<Service<Pipeline>>, String> {
+/// The service for `config`. The anomaly detector is `running`'s when `[alerts]`
+/// did not change (its baselines carry over), else a new one for the new section.
+fn service(
+    config: &Config,
+    running: Option<(&Config, &Service<Pipeline>)>,
+) -> Result<Arc<Service<Pipeline>>, String> {
+    let pipeline = Pipeline::from_config(config).map_err(|e| e.to_string())?;
+    let detector = match running {
+        Some((old, service)) if old.alerts == config.alerts => service.filter.detector().cloned(),
+        _ => config.alerts.as_ref().map(observe::alerts::start),
+    };
     Ok(Arc::new(Service {
         settings: config.server.session_settings(),
-        filter: Pipeline::from_config(config)?,
+        filter: pipeline.with_detector(detector),
     }))
 }
 
@@ -79,7 +90,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     }
 
     check_fd_limit(config.server.max_sessions);
-    let first = service(&config).inspect_err(|e| error!("{e}"))?;
+    let first = service(&config, None).inspect_err(|e| error!("{e}"))?;
     let (services_tx, services_rx) = watch::channel(first);
     let admin_services = services_rx.clone();
     // The admin endpoint listens before the milter port opens: once Postfix can
@@ -87,9 +98,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let (trigger, shutdown) = shutdown::channel();
     // Metrics are recorded only when an endpoint can show them.
     observe::metrics::metrics().enable(config.admin.is_some());
-    if let Some(alerts) = &config.alerts {
-        observe::alerts::start(alerts);
-    }
     let admin = match &config.admin {
         Some(a) => {
             let admin =
@@ -188,7 +196,12 @@ fn reload(
     let loaded = options
         .load()
         .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())
-        .and_then(|new| service(&new).map(|s| (new, s)).map_err(|e| vec![e]));
+        .and_then(|new| {
+            let current = services.borrow().clone();
+            service(&new, Some((running, &current)))
+                .map(|s| (new, s))
+                .map_err(|e| vec![e])
+        });
     match loaded {
         Err(errors) => {
             for e in &errors {

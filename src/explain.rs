@@ -76,7 +76,7 @@ impl ScanInput {
 
 pub async fn run(pipeline: &Pipeline, input: &ScanInput) -> Findings {
     let tx = Arc::new(input.transaction());
-    pipeline.examine(&tx).await
+    pipeline.run(&tx).await
 }
 
 fn verdict_text(v: &Verdict) -> String {
@@ -108,8 +108,8 @@ fn edit_text(e: &Edit) -> String {
 
 /// A human explanation, one fact per line.
 pub fn text(f: &Findings) -> String {
-    let mut out = format!("direction: {}\n", f.direction);
-    match &f.auth {
+    let mut out = format!("direction: {}\n", f.observation.direction);
+    match &f.observation.auth {
         None => out.push_str("authentication: not checked (not inbound)\n"),
         Some(report) => {
             out.push_str("authentication:\n");
@@ -139,8 +139,11 @@ pub fn text(f: &Findings) -> String {
             }
         }
     }
-    out.push_str(&format!("antivirus: {}\n", scan_text(f.scan.as_ref())));
-    if let Some(eval) = &f.policy {
+    out.push_str(&format!(
+        "antivirus: {}\n",
+        scan_text(f.observation.scan.as_ref())
+    ));
+    if let Some(eval) = &f.observation.policy {
         out.push_str("rules:\n");
         for t in &eval.trace {
             let mode = if t.monitor { " [monitor]" } else { "" };
@@ -214,6 +217,7 @@ fn scan_text(outcome: Option<&Outcome>) -> String {
 /// The same facts as JSON, for scripts and tests.
 pub fn json(f: &Findings) -> Value {
     let methods: Vec<Value> = f
+        .observation
         .auth
         .iter()
         .flat_map(|r| r.methods())
@@ -232,6 +236,7 @@ pub fn json(f: &Findings) -> Value {
         })
         .collect();
     let disposition = f
+        .observation
         .auth
         .as_ref()
         .and_then(|r| r.disposition.as_ref())
@@ -253,12 +258,12 @@ pub fn json(f: &Findings) -> Value {
         _ => (None, None),
     };
     json!({
-        "direction": f.direction.to_string(),
+        "direction": f.observation.direction.to_string(),
         "methods": methods,
         "dmarc_policy": disposition,
         "authentication_results": auth_header,
-        "antivirus": f.scan.as_ref().map(|_| scan_text(f.scan.as_ref())),
-        "rules": f.policy.as_ref().map(|eval| eval.trace.iter().map(|t| json!({
+        "antivirus": f.observation.scan.as_ref().map(|_| scan_text(f.observation.scan.as_ref())),
+        "rules": f.observation.policy.as_ref().map(|eval| eval.trace.iter().map(|t| json!({
             "name": t.name,
             "monitor": t.monitor,
             "evaluated": t.check.is_some(),
@@ -266,7 +271,7 @@ pub fn json(f: &Findings) -> Value {
             "actions": t.actions,
             "check": t.check.as_ref().map(check_json),
         })).collect::<Vec<_>>()),
-        "decided_by": f.policy.as_ref().and_then(|e| e.decision.as_ref().map(|(_, rule)| rule.clone())),
+        "decided_by": f.observation.policy.as_ref().and_then(|e| e.decision.as_ref().map(|(_, rule)| rule.clone())),
         "edits": f.decision.edits.iter().map(edit_text).collect::<Vec<_>>(),
         "verdict": f.decision.verdict.label(),
         "reply_code": code,

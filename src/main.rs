@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use mailwarden::config::{self, KeyAlgorithm, LogFormat};
 use mailwarden::daemon::{self, ServeOptions};
 use mailwarden::explain::{self, ScanInput};
-use mailwarden::milter::ListenAddr;
+use mailwarden::net::ListenAddr;
 use mailwarden::pipeline::Pipeline;
 use mailwarden::sign::{dnscheck, genkey};
 
@@ -214,7 +214,7 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
     }
     if let Some(admin) = &c.admin
         && let Err(e) = mailwarden::admin::read_tokens(&admin.token_file)
-            .and_then(|_| mailwarden::admin::tls_config(admin))
+            .and_then(|_| mailwarden::admin::tls_config(admin).map_err(|e| e.to_string()))
     {
         eprintln!("mailwarden: {e}");
         return ExitCode::FAILURE;

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::mailwarden::Mailwarden;
 use common::shared_tempdir;
-use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::{ClientError, MtaClient};
 use mailwarden::milter::command::{ClientAddress, Command};
 use mailwarden::milter::response::Response;
-use mailwarden::milter::stream::Stream;
+use mailwarden::net::ListenAddr;
+use mailwarden::net::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::mailwarden::Mailwarden;
-use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::MtaClient;
+use mailwarden::net::ListenAddr;
 
 #[tokio::test]
 async fn decision_log_line_is_json_with_the_message_facts() {

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
+use super::HEADER;
 use super::dmarc::Policy;
+use crate::decision::header::HeaderValue;
 
 /// A method result as RFC 8601 (and RFC 8617 for ARC) names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,11 +141,13 @@ impl AuthReport {
     /// The header value (without the leading space), folded with LF + tab, one
     /// method per line.
     pub fn header_value(&self, authserv_id: &str) -> String {
-        let mut out = String::from(authserv_id);
-        out.push(';');
+        let mut out = HeaderValue::for_header(HEADER);
+        out.push(authserv_id);
+        out.push(";");
         let methods: Vec<&MethodResult> = self.methods().collect();
         for (i, m) in methods.iter().enumerate() {
-            out.push_str("\n\t");
+            // One method per line; a method's own continuation lines indent further.
+            out.new_line("\t", 9);
             let mut tokens = vec![format!("{}={}", m.method, m.result)];
             if let Some(reason) = &m.reason {
                 tokens.push(format!("({})", comment(reason)));
@@ -151,12 +155,12 @@ impl AuthReport {
             for (name, value) in &m.props {
                 tokens.push(format!("{name}={}", pvalue(value)));
             }
-            push_folded(&mut out, &tokens);
+            out.words(tokens.iter().map(String::as_str), "\t  ", 10);
             if i + 1 < methods.len() {
-                out.push(';');
+                out.push(";");
             }
         }
-        out
+        out.finish()
     }
 
     /// One line for logs: `spf=pass dkim=pass dmarc=pass ...`.
@@ -171,28 +175,6 @@ impl AuthReport {
         }
         s.pop();
         s
-    }
-}
-
-/// The longest header line we write before folding (RFC 5322 §2.1.1 asks for 78).
-const FOLD_AT: usize = 78;
-
-/// Appends tokens separated by spaces, starting a new continuation line when the
-/// current one would pass `FOLD_AT`.
-fn push_folded(out: &mut String, tokens: &[String]) {
-    let mut line_len = out.len() - out.rfind('\n').map_or(0, |i| i + 1) + 8;
-    for (i, token) in tokens.iter().enumerate() {
-        if i > 0 {
-            if line_len + 1 + token.len() > FOLD_AT {
-                out.push_str("\n\t  ");
-                line_len = 10;
-            } else {
-                out.push(' ');
-                line_len += 1;
-            }
-        }
-        out.push_str(token);
-        line_len += token.len();
     }
 }
 

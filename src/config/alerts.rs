@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::check::Checker;
 use super::model::{AlertsConfig, EmailSink, WebhookSink};
-use super::parse::{Checker, S};
+use super::parse::S;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::check::Checker;
 use super::model::{
     AntivirusConfig, ClamdAddr, OnInfected, OnOversize, OnScanError, ScanMode, ServerConfig,
 };
-use super::parse::{Checker, S};
+use super::parse::S;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -3,10 +3,13 @@
 
 mod alerts;
 mod antivirus;
+mod check;
 mod error;
 mod model;
 mod parse;
+mod rate_limit;
 mod reload;
+mod rule;
 mod rules;
 mod signing;
 mod units;
@@ -17,7 +20,12 @@ mod tests;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use parse::{built_in, host_name, load_file, parse_domain, parse_log_format, parse_str};
+pub use rate_limit::{LimitKey, RateLimit};
 pub use reload::needs_restart;
+pub use rule::{
+    AUTH_METHODS, Action, Condition, DomainList, Impersonation, Matcher, Pattern, Rule, StripSpec,
+    TextField, in_networks, normalize_name,
+};
 pub use signing::{DEFAULT_HEADERS, parse_selector};
 pub use units::{parse_duration, parse_size};
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::milter::{ListenAddr, SessionSettings};
+use crate::milter::SessionSettings;
+use crate::net::ListenAddr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -21,9 +22,9 @@ pub struct Config {
     /// `None`: no `[antivirus]` section, no scanning.
     pub antivirus: Option<AntivirusConfig>,
     /// `[[rules]]`, in order.
-    pub rules: Vec<crate::policy::Rule>,
+    pub rules: Vec<super::Rule>,
     /// `[[rate_limits]]`, referred to by the rules' `rate_limit` condition.
-    pub rate_limits: Vec<crate::policy::RateLimit>,
+    pub rate_limits: Vec<super::RateLimit>,
     /// `[policy] mode = "monitor"`: every rule only logs what it would do.
     pub policy_monitor: bool,
     /// `None`: no admin endpoint, and no metrics are recorded.

@@ -29,9 +29,6 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             )
         })
     };
-    if running.alerts != new.alerts {
-        keys.push("alerts");
-    }
     if endpoint(running) != endpoint(new) {
         keys.push("admin (listen, TLS files, public_metrics)");
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::check::Checker;
 use super::model::{Canonicalization, KeyAlgorithm, OnSignError, SigningConfig, SigningKeyConfig};
-use super::parse::{Checker, S, parse_domain};
+use super::parse::{S, parse_domain};
 use super::units::parse_duration;
 
 /// The headers a signature covers unless configured otherwise: what a reader sees

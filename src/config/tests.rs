@@ -2,7 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::milter::ListenAddr;
+use crate::net::ListenAddr;
 
 fn errors(source: &str) -> Vec<String> {
     match parse_str(source, Some(Path::new("/etc/mw.toml"))) {
@@ -373,7 +373,7 @@ fn reject_text_with_enhanced_code_and_several_lines() {
         None,
     )
     .unwrap();
-    let crate::policy::Action::Reject(reply) = &c.rules[0].then[0] else {
+    let crate::config::Action::Reject(reply) = &c.rules[0].then[0] else {
         panic!("{:?}", c.rules[0].then)
     };
     assert_eq!(reply.code(), 554);

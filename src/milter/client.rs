@@ -15,9 +15,9 @@ use super::command::{ClientAddress, Command, MacroPair};
 use super::error::ProtocolError;
 use super::flags::Protocol;
 use super::framed::{Framed, ReadError};
-use super::listener::ListenAddr;
 use super::response::Response;
-use super::stream::Stream;
+use crate::net::ListenAddr;
+use crate::net::Stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -1,28 +1,19 @@
 //! The milter protocol (version 6, as Postfix and Sendmail speak it), our own
-//! implementation: wire codec, option negotiation, the per-connection state machine,
-//! listeners and the accept loop. It hands finished transactions to a [`Filter`] and
-//! turns its decisions into responses; it knows nothing of SPF, DKIM or policy.
+//! implementation: wire codec, commands and responses, framing over a stream, option
+//! negotiation, and the MTA-side client the tests and the load tool drive us with.
+//! It knows nothing of messages, SPF, DKIM or policy; the conversation that builds a
+//! transaction from these commands is `session`'s.
 
 pub mod client;
 pub mod codec;
 pub mod command;
-pub mod connection;
 pub mod error;
-pub mod filter;
 pub mod flags;
 pub mod framed;
-pub mod listener;
-pub(crate) mod macros;
+pub mod needs;
 pub mod negotiate;
-pub mod respond;
 pub mod response;
-pub mod server;
-pub(crate) mod session;
-pub mod stream;
+pub mod settings;
 
-#[cfg(test)]
-mod fuzz_tests;
-
-pub use filter::{BodyNeed, Filter, Needs, Service, SessionSettings};
-pub use listener::ListenAddr;
-pub use server::Server;
+pub use needs::{BodyNeed, Needs};
+pub use settings::SessionSettings;

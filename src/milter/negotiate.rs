@@ -5,8 +5,8 @@
 //! `milter_*_macros` cannot silently break the sign-or-verify decision.
 
 use super::error::ProtocolError;
-use super::filter::{BodyNeed, Needs};
 use super::flags::{Actions, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Protocol, Stage};
+use super::needs::{BodyNeed, Needs};
 use super::response::Response;
 
 /// The macros we ask for at each stage. A requested list replaces Postfix's default

@@ -7,7 +7,7 @@
 //! a message; the same alert for the same key stays quiet for the cool-down.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -17,7 +17,7 @@ use crate::config::{AlertsConfig, EmailSink, WebhookSink};
 
 /// What one message contributes.
 #[derive(Debug, Default)]
-pub struct Observation<'a> {
+pub struct Sample<'a> {
     pub inbound: bool,
     pub auth_user: Option<&'a str>,
     pub sender_domain: &'a str,
@@ -95,20 +95,14 @@ struct State {
     dmarc: Window,
 }
 
-static DETECTOR: OnceLock<Detector> = OnceLock::new();
-
-/// The running detector, when `[alerts]` is configured.
-pub fn detector() -> Option<&'static Detector> {
-    DETECTOR.get()
-}
-
-/// Starts the detector and its sink task (once per process).
-pub fn start(config: &AlertsConfig) {
+/// Starts a detector for `config` and the task that delivers its alerts. The
+/// running service owns it: a reload that changes `[alerts]` starts a new one (with
+/// fresh baselines), one that does not keeps it. The delivery task ends when the
+/// last holder drops the detector.
+pub fn start(config: &AlertsConfig) -> Arc<Detector> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let detector = Detector::new(config.clone(), Some(tx));
-    if DETECTOR.set(detector).is_ok() {
-        tokio::spawn(deliver(config.clone(), rx));
-    }
+    tokio::spawn(deliver(config.clone(), rx));
+    Arc::new(Detector::new(config.clone(), Some(tx)))
 }
 
 /// `s` in lower case, copied only when it has upper-case letters.
@@ -131,7 +125,7 @@ impl Detector {
     }
 
     /// Counts one message; returns the alerts it set off (already logged and queued).
-    pub fn observe(&self, o: &Observation<'_>, now: Instant) -> Vec<Alert> {
+    pub fn observe(&self, o: &Sample<'_>, now: Instant) -> Vec<Alert> {
         let mut alerts = Vec::new();
         let c = &self.config;
         let keys = [
@@ -351,7 +345,7 @@ async fn post_webhook(hook: &WebhookSink, alert: &Alert) -> Result<(), String> {
         .ca_file
         .clone()
         .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let roots = crate::admin::root_store(&roots_file)?;
+    let roots = crate::tls::root_store(&roots_file).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -458,7 +452,7 @@ mod tests {
     fn a_burst_alerts_once_per_cooldown() {
         let d = Detector::new(config(), None);
         let t0 = Instant::now();
-        let o = Observation {
+        let o = Sample {
             auth_user: Some("app"),
             ..Default::default()
         };
@@ -479,7 +473,7 @@ mod tests {
     #[test]
     fn one_burst_over_several_keys_is_one_alert() {
         let d = Detector::new(config(), None);
-        let o = Observation {
+        let o = Sample {
             auth_user: Some("App"),
             sender_domain: "customer.example",
             client_ip: Some("192.0.2.5".into()),
@@ -502,7 +496,7 @@ mod tests {
             },
             None,
         );
-        let o = Observation {
+        let o = Sample {
             sender_domain: "busy.example",
             ..Default::default()
         };
@@ -533,7 +527,7 @@ mod tests {
     fn global_counts_and_dmarc_share() {
         let d = Detector::new(config(), None);
         let t0 = Instant::now();
-        let virus = Observation {
+        let virus = Sample {
             virus: true,
             ..Default::default()
         };
@@ -543,7 +537,7 @@ mod tests {
             .filter(|k| *k != "message_rate")
             .collect();
         assert_eq!(kinds, ["viruses"]);
-        let failing = Observation {
+        let failing = Sample {
             inbound: true,
             auth_fail: true,
             ..Default::default()

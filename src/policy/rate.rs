@@ -4,45 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// What a limit counts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKey {
-    ClientIp,
-    Sender,
-    SenderDomain,
-    AuthUser,
-    Recipient,
-}
-
-impl LimitKey {
-    pub const ALL: [(&'static str, LimitKey); 5] = [
-        ("client_ip", LimitKey::ClientIp),
-        ("sender", LimitKey::Sender),
-        ("sender_domain", LimitKey::SenderDomain),
-        ("auth_user", LimitKey::AuthUser),
-        ("recipient", LimitKey::Recipient),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(n, _)| n)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateLimit {
-    pub name: String,
-    pub key: LimitKey,
-    /// Messages allowed per `per`.
-    pub count: u32,
-    pub per: Duration,
-    /// Bucket size: how many may come at once.
-    pub burst: u32,
-}
+use crate::config::RateLimit;
 
 struct Bucket {
     tokens: f64,
@@ -128,7 +92,10 @@ fn evict(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::LimitKey;
 
     fn limit(count: u32, per_secs: u64, burst: u32) -> RateLimit {
         RateLimit {

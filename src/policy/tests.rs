@@ -1,5 +1,8 @@
 use super::*;
-use crate::config::parse_str;
+use crate::config::{Action, Rule, parse_str};
+use crate::decision::Edit;
+use crate::decision::header::fold;
+use crate::transaction::HeaderField;
 use bytes::Bytes;
 
 /// Rules from TOML, through the real config checker.

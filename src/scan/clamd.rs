@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::ClamdAddr;
-use crate::milter::stream::Stream;
+use crate::net::Stream;
 
 /// INSTREAM chunk size: large chunks mean few length prefixes and few writes.
 pub const CHUNK: usize = 64 * 1024;

@@ -6,11 +6,11 @@
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
-use super::codec::decode_packet;
-use super::command::Command;
-use super::filter::{BodyNeed, Needs};
-use super::flags::Actions;
-use super::session::{Session, Step};
+use super::machine::{Session, Step};
+use crate::milter::codec::decode_packet;
+use crate::milter::command::Command;
+use crate::milter::flags::Actions;
+use crate::milter::{BodyNeed, Needs};
 
 const NEEDS: Needs = Needs {
     actions: Actions::ADD_HEADERS,
@@ -104,7 +104,7 @@ fn a_postfix_like_stream_is_accepted_to_the_end() {
         },
         Command::Connect {
             hostname: "h".into(),
-            address: super::command::ClientAddress::Unknown,
+            address: crate::milter::command::ClientAddress::Unknown,
         },
         Command::Mail {
             sender: "<>".into(),

@@ -1,6 +1,8 @@
 //! What the pipeline decided about one message: edits to apply, then one verdict.
 //! The milter session turns it into protocol responses; nothing here knows the wire.
 
+pub mod header;
+
 use bytes::Bytes;
 
 use crate::reply::SmtpReply;
@@ -74,19 +76,6 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Why, in a few words, for the decision log line.
     pub reason: String,
-    /// The facts a SIEM keys on, as separate fields of the decision line.
-    pub audit: Audit,
-}
-
-/// What the checks found, one field each in the decision log line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Audit {
-    /// `iprev=pass spf=pass …` for inbound mail.
-    pub auth: Option<String>,
-    /// `clean`, `infected Win.Test.EICAR_HDB-1`, `error timeout`, `skipped size`.
-    pub scan: Option<String>,
-    /// The rule that decided, else the rules that matched.
-    pub rule: Option<String>,
 }
 
 impl Decision {
@@ -109,7 +98,6 @@ impl Decision {
             edits: Vec::new(),
             verdict: Verdict::Accept,
             reason: reason.into(),
-            audit: Audit::default(),
         }
     }
 
@@ -126,7 +114,6 @@ impl Decision {
             edits: Vec::new(),
             verdict: Verdict::Tempfail(reply),
             reason,
-            audit: Audit::default(),
         }
     }
 }

@@ -5,10 +5,10 @@
 
 use thiserror::Error;
 
-use super::flags::Actions;
-use super::negotiate::Negotiated;
-use super::response::Response;
 use crate::decision::{Decision, Edit, Verdict};
+use crate::milter::flags::Actions;
+use crate::milter::negotiate::Negotiated;
+use crate::milter::response::Response;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EditError {
@@ -160,7 +160,6 @@ mod tests {
             edits,
             verdict,
             reason: String::new(),
-            audit: Default::default(),
         }
     }
 

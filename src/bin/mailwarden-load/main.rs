@@ -17,12 +17,17 @@ use clap::Parser;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use mailwarden::config::ClamdAddr;
-use mailwarden::milter::ListenAddr;
 use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
 use mailwarden::milter::flags::Protocol;
 use mailwarden::milter::response::Response;
-use mailwarden::milter::stream::Stream;
+use mailwarden::net::ListenAddr;
+use mailwarden::net::Stream;
 use mailwarden::scan::clamd::{self, Connection, Reply};
+
+mod corpus;
+#[cfg(test)]
+use corpus::generated_message;
+use corpus::{assemble, read_corpus};
 
 /// The same allocator as the daemon, so the load generator takes as little of a
 /// shared machine as it can.
@@ -386,25 +391,6 @@ async fn clamd_worker(
     tally
 }
 
-/// The message as header lines (CRLF) and body, as the milter side rebuilds it.
-fn assemble(m: &SplitMessage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(m.body.len() + 4096);
-    for (name, value) in &m.headers {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b':');
-        for (i, line) in value.split(|&b| b == b'\n').enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b"\r\n");
-            }
-            out.extend_from_slice(line);
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&m.body);
-    out
-}
-
 /// Queues one message's events before end-of-message: macros before every event,
 /// headers one by one, the body in chunks. Nothing waits when the milter wants no
 /// reply to any of them (`MtaClient::replies_only_at_eom`).
@@ -506,54 +492,6 @@ async fn send_message(
     let reply = mta.eom().await?;
     mta.abort();
     Ok(reply.decision)
-}
-
-fn read_corpus(args: &Args) -> Result<Vec<SplitMessage>, String> {
-    let mut files = Vec::new();
-    for path in &args.corpus {
-        if path.is_dir() {
-            let entries =
-                std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut names: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            names.sort();
-            files.extend(names);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    if files.is_empty() {
-        return Ok(vec![SplitMessage::parse(&generated_message(args.size))]);
-    }
-    files
-        .iter()
-        .map(|f| {
-            std::fs::read(f)
-                .map(|raw| SplitMessage::parse(&raw))
-                .map_err(|e| format!("{}: {e}", f.display()))
-        })
-        .collect()
-}
-
-/// A plain notification mail of about `size` bytes.
-fn generated_message(size: usize) -> Vec<u8> {
-    let mut m = b"From: Example App <noreply@load.test>\r\n\
-To: rcpt@example.net\r\n\
-Subject: Your weekly account summary\r\n\
-Date: Tue, 24 Nov 2026 08:00:00 +0000\r\n\
-Message-ID: <load-test-1@load.test>\r\n\
-MIME-Version: 1.0\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-Content-Transfer-Encoding: 8bit\r\n\r\n"
-        .to_vec();
-    let line =
-        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
-    while m.len() + line.len() <= size {
-        m.extend_from_slice(line);
-    }
-    m
 }
 
 #[cfg(test)]

@@ -11,15 +11,15 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{debug, error, info, warn};
 
-use super::command::Command;
-use super::error::ProtocolError;
 use super::filter::{Filter, Service};
-use super::framed::{Framed, ReadError};
-use super::negotiate::Negotiated;
+use super::machine::{Session, Step};
 use super::respond;
-use super::response::Response;
-use super::session::{Session, Step};
 use crate::decision::Decision;
+use crate::milter::command::Command;
+use crate::milter::error::ProtocolError;
+use crate::milter::framed::{Framed, ReadError};
+use crate::milter::negotiate::Negotiated;
+use crate::milter::response::Response;
 use crate::panic_guard::catch_panic;
 use crate::shutdown::Shutdown;
 use crate::transaction::Transaction;
@@ -219,7 +219,7 @@ where
             state: "before option negotiation",
         })?;
         let tx = Arc::new(tx);
-        let decision = self.decide(tx.clone()).await?;
+        let (mut decision, record) = self.decide(tx.clone()).await?;
         let responses = match respond::responses(&decision, &negotiated) {
             Ok(responses) => responses,
             Err(e) => {
@@ -228,17 +228,23 @@ where
                     queue_id = tx.queue_id().as_deref().unwrap_or("-"),
                     "cannot apply the decision: {e}; answering tempfail"
                 );
+                decision = Decision::tempfail(format!("cannot apply the decision: {e}"));
                 fallback_responses(&negotiated)
             }
         };
         self.send(&responses).await?;
-        log_decision(&tx, &decision, started.elapsed());
+        self.service
+            .filter
+            .finish(&tx, &decision, record, started.elapsed());
         Ok(())
     }
 
     /// Runs the filter under the end-of-message deadline, telling the MTA we are still
     /// working every `progress_interval`. A panic or the deadline becomes a tempfail.
-    async fn decide(&mut self, tx: Arc<Transaction>) -> Result<Decision, SessionError> {
+    async fn decide(
+        &mut self,
+        tx: Arc<Transaction>,
+    ) -> Result<(Decision, Option<F::Record>), SessionError> {
         let settings = self.service.settings.clone();
         let service = self.service.clone();
         let queue_id = tx.queue_id();
@@ -253,14 +259,17 @@ where
                 // verdict) then never registers the two timers with the runtime.
                 biased;
                 outcome = &mut work => {
-                    return Ok(outcome.unwrap_or_else(|panic| {
-                        error!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "filter panicked: {panic}; answering tempfail");
-                        Decision::tempfail("internal error")
-                    }));
+                    return Ok(match outcome {
+                        Ok((decision, record)) => (decision, Some(record)),
+                        Err(panic) => {
+                            error!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "filter panicked: {panic}; answering tempfail");
+                            (Decision::tempfail("internal error"), None)
+                        }
+                    });
                 }
                 () = &mut deadline => {
                     warn!(session = self.id, queue_id = queue_id.as_deref().unwrap_or("-"), "no decision within {:?}; answering tempfail", settings.eom_timeout);
-                    return Ok(Decision::tempfail("decision timed out"));
+                    return Ok((Decision::tempfail("decision timed out"), None));
                 }
                 _ = progress.tick() => self.send(&[Response::Progress]).await?,
             }
@@ -274,28 +283,6 @@ fn fallback_responses(negotiated: &Negotiated) -> Vec<Response> {
         .unwrap_or_else(|_| vec![Response::Tempfail])
 }
 
-fn log_decision(tx: &Transaction, decision: &Decision, elapsed: Duration) {
-    let recipients: Vec<&str> = tx.recipients.iter().map(|r| r.address()).collect();
-    info!(
-        queue_id = tx.queue_id().as_deref().unwrap_or("-"),
-        session = tx.session_id,
-        client_ip = tx.client.ip_text().as_deref().unwrap_or("-"),
-        client_name = %tx.client.hostname,
-        helo = tx.client.helo.as_deref().unwrap_or("-"),
-        from = tx.sender.address(),
-        rcpt = %recipients.join(","),
-        size = tx.body_size,
-        verdict = decision.verdict.label(),
-        action = decision.action(),
-        auth = decision.audit.auth.as_deref().unwrap_or("-"),
-        scan = decision.audit.scan.as_deref().unwrap_or("-"),
-        rule = decision.audit.rule.as_deref().unwrap_or("-"),
-        reason = %decision.reason,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "message decided"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -304,8 +291,8 @@ mod tests {
     use crate::decision::{Edit, Verdict};
     use crate::milter::client::MtaClient;
     use crate::milter::command::ClientAddress;
-    use crate::milter::filter::{BodyNeed, Needs, SessionSettings};
     use crate::milter::flags::Actions;
+    use crate::milter::{BodyNeed, Needs, SessionSettings};
 
     /// A filter double whose behaviour each test chooses.
     enum Behaviour {
@@ -317,6 +304,8 @@ mod tests {
     struct TestFilter(Behaviour);
 
     impl Filter for TestFilter {
+        type Record = ();
+
         fn needs(&self) -> Needs {
             Needs {
                 actions: Actions::ADD_HEADERS,
@@ -325,8 +314,8 @@ mod tests {
             }
         }
 
-        async fn decide(&self, tx: Arc<Transaction>) -> Decision {
-            match self.0 {
+        async fn decide(&self, tx: Arc<Transaction>) -> (Decision, ()) {
+            let decision = match self.0 {
                 Behaviour::Panic if tx.body_size > 0 => panic!("filter bug"),
                 Behaviour::Sleep(d) => {
                     tokio::time::sleep(d).await;
@@ -336,11 +325,13 @@ mod tests {
                     edits: vec![Edit::Quarantine { reason: "x".into() }],
                     verdict: Verdict::Accept,
                     reason: "quarantine".into(),
-                    audit: Default::default(),
                 },
                 Behaviour::Panic => Decision::accept("empty body"),
-            }
+            };
+            (decision, ())
         }
+
+        fn finish(&self, _: &Transaction, _: &Decision, _: Option<()>, _: Duration) {}
     }
 
     fn start(

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tracing::{error, info, warn};
 
-use super::connection::serve_connection;
+use super::driver::serve_connection;
 use super::filter::{Filter, Service};
-use super::listener::{BindError, ListenAddr, Listener};
+use crate::net::{BindError, ListenAddr, Listener};
 use crate::panic_guard::catch_panic;
 use crate::shutdown::Shutdown;
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::listener::ListenAddr;
+use super::listen::ListenAddr;
 
 pub enum Stream {
     Tcp(TcpStream),

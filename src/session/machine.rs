@@ -5,13 +5,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::command::{ClientAddress, Command};
-use super::error::ProtocolError;
-use super::filter::{BodyNeed, Needs};
-use super::flags::{Actions, Protocol, Stage};
 use super::macros::MacroStore;
-use super::negotiate::{Negotiated, negotiate};
-use super::response::Response;
+use crate::milter::command::{ClientAddress, Command};
+use crate::milter::error::ProtocolError;
+use crate::milter::flags::{Actions, Protocol, Stage};
+use crate::milter::negotiate::{Negotiated, negotiate};
+use crate::milter::response::Response;
+use crate::milter::{BodyNeed, Needs};
 use crate::transaction::{Client, EnvelopeAddress, HeaderField, Transaction};
 
 /// What the driver must do after one command.

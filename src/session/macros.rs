@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::command::MacroPair;
-use super::flags::Stage;
+use crate::milter::command::MacroPair;
+use crate::milter::flags::Stage;
 use crate::transaction::Macros;
 
 #[derive(Debug, Default, Clone)]

@@ -1,0 +1,25 @@
+//! What a filter wants from the MTA, declared before any mail arrives so that option
+//! negotiation asks for exactly that: the modification actions its decisions may
+//! use, whether it reads headers, and how much of the body.
+
+use super::flags::Actions;
+
+/// How much of the body a filter wants to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyNeed {
+    /// None: the MTA is asked not to send it at all.
+    Nothing,
+    /// The first N bytes: the MTA is told to skip the rest once we have them.
+    Prefix(usize),
+    /// All of it (up to the session's `max_body`); chunks are taken without replies.
+    Whole,
+}
+
+/// What a filter needs from the MTA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Modification actions the filter's decisions may use.
+    pub actions: Actions,
+    pub headers: bool,
+    pub body: BodyNeed,
+}

@@ -1,0 +1,249 @@
+//! Stage: antivirus. Removes copies of our antivirus headers (nobody may present a
+//! message as scanned in our name), sends the message to clamd (whole, or each
+//! decoded part), and turns the outcome into the configured action: clean, infected,
+//! oversize or error each map to an explicit verdict or tag. A message DMARC already
+//! refuses is scanned only when rules could use the result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::state::State;
+use crate::config::{AntivirusConfig, OnInfected, OnOversize, OnScanError, ScanMode};
+use crate::decision::{Edit, Verdict, delete_headers};
+use crate::reply::SmtpReply;
+use crate::scan::{Outcome, Scanner, Streams};
+use crate::transaction::Transaction;
+
+/// Our antivirus headers; copies already in a message are removed first, so nobody
+/// can present a message as scanned in our name.
+pub const VIRUS_SCANNED: &str = "X-Virus-Scanned";
+pub const VIRUS_STATUS: &str = "X-Virus-Status";
+
+pub(super) struct Antivirus {
+    pub config: AntivirusConfig,
+    pub scanner: Arc<Scanner>,
+    /// Rules are configured: they may use the outcome, so a refused message is
+    /// scanned too.
+    pub rules_configured: bool,
+}
+
+impl Antivirus {
+    pub fn new(config: &AntivirusConfig, rules_configured: bool) -> Self {
+        Antivirus {
+            config: config.clone(),
+            scanner: Arc::new(Scanner::new(config)),
+            rules_configured,
+        }
+    }
+
+    pub async fn run(&self, s: &mut State<'_>) {
+        if !s.accepted() && !self.rules_configured {
+            return;
+        }
+        for name in [VIRUS_SCANNED, VIRUS_STATUS] {
+            let removal = delete_headers(&s.tx.headers, name, 1);
+            s.edits.extend(removal);
+        }
+        let started = Instant::now();
+        let outcome = scan_message(s.tx, s.message(), &self.config, &self.scanner).await;
+        s.timings.clamd = Some(started.elapsed());
+        let step = outcome_step(s.tx, &self.config, &self.scanner, &outcome).await;
+        s.note(&step.note);
+        for e in step.edits {
+            match e {
+                Edit::Quarantine { .. } => s.held.push(e),
+                other => s.edits.push(other),
+            }
+        }
+        if s.accepted()
+            && let Some(v) = step.verdict
+        {
+            s.verdict = v;
+        }
+        s.scan = Some(outcome);
+    }
+}
+
+/// Sends the message to clamd as configured: whole, or each decoded part on its own.
+/// A body cut at `server.max_message_size` is oversize: what clamd would see is not
+/// the message.
+async fn scan_message(
+    tx: &Transaction,
+    message: &[u8],
+    av: &AntivirusConfig,
+    scanner: &Scanner,
+) -> Outcome {
+    let size = (message.len() - tx.body.len()) as u64 + tx.body_size;
+    if tx.body_truncated() || size > scanner.max_size() as u64 {
+        return Outcome::Oversize { size };
+    }
+    if av.mode == ScanMode::Attachments
+        && let Some(parsed) = crate::content::parse(message)
+    {
+        let parts = crate::content::leaf_parts(&parsed);
+        if !parts.is_empty() {
+            return scanner.scan(size, Streams::Parts(parts)).await;
+        }
+    }
+    scanner.scan(size, Streams::Whole(message)).await
+}
+
+/// What the antivirus outcome does to the message.
+struct AvStep {
+    /// `Some` ends the pipeline with this verdict.
+    verdict: Option<Verdict>,
+    edits: Vec<Edit>,
+    note: String,
+}
+
+async fn outcome_step(
+    tx: &Transaction,
+    av: &AntivirusConfig,
+    scanner: &Scanner,
+    outcome: &Outcome,
+) -> AvStep {
+    let header = |name: &str, value: String| Edit::AddHeader {
+        name: name.to_owned(),
+        value,
+    };
+    let scanned_by = || async {
+        match scanner.version().await {
+            Some(v) => format!("mailwarden ({v})"),
+            None => "mailwarden (ClamAV)".to_owned(),
+        }
+    };
+    let reply = |code, status, text| Verdict::Reject(fixed_reply(code, status, text));
+    match outcome {
+        Outcome::Clean => AvStep {
+            verdict: None,
+            edits: if av.header {
+                vec![header(VIRUS_SCANNED, scanned_by().await)]
+            } else {
+                Vec::new()
+            },
+            note: "clamav=clean".into(),
+        },
+        Outcome::Infected(found) => {
+            let names = found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let note = format!("clamav=infected ({names})");
+            let tagged = || vec![header(VIRUS_STATUS, format!("Infected ({names})"))];
+            match av.on_infected {
+                OnInfected::Reject => AvStep {
+                    verdict: Some(reply(
+                        554,
+                        "5.7.1",
+                        format!("mailwarden: message contains a virus: {names}"),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+                OnInfected::Discard => AvStep {
+                    verdict: Some(Verdict::Discard),
+                    edits: Vec::new(),
+                    note: format!("{note}; discarded"),
+                },
+                OnInfected::Quarantine => {
+                    let mut edits = tagged();
+                    edits.push(Edit::Quarantine {
+                        reason: format!("virus {names}"),
+                    });
+                    AvStep {
+                        verdict: None,
+                        edits,
+                        note: format!("{note}; quarantined"),
+                    }
+                }
+                OnInfected::Tag => {
+                    let mut edits = tagged();
+                    if av.header {
+                        edits.push(header(VIRUS_SCANNED, scanned_by().await));
+                    }
+                    AvStep {
+                        verdict: None,
+                        edits,
+                        note: format!("{note}; tagged"),
+                    }
+                }
+            }
+        }
+        Outcome::Oversize { size } => {
+            let note = format!(
+                "clamav=skipped ({size} bytes, over antivirus.max_size {})",
+                scanner.max_size()
+            );
+            let text = format!(
+                "mailwarden: message too large to scan for viruses ({size} bytes, limit {})",
+                scanner.max_size()
+            );
+            match av.on_oversize {
+                OnOversize::Accept => AvStep {
+                    verdict: None,
+                    edits: vec![header(VIRUS_SCANNED, "skipped (size)".into())],
+                    note,
+                },
+                OnOversize::Tempfail => AvStep {
+                    verdict: Some(tempfail_reply(452, "4.3.4", text)),
+                    edits: Vec::new(),
+                    note: format!("{note}; tempfailed"),
+                },
+                OnOversize::Reject => AvStep {
+                    verdict: Some(reply(552, "5.3.4", text)),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+            }
+        }
+        Outcome::Error(e) => {
+            warn!(
+                queue_id = tx.queue_id().as_deref().unwrap_or("-"),
+                clamd = %scanner.addr(),
+                class = e.class.as_str(),
+                action = ?av.on_error,
+                "virus scan failed: {}",
+                e.detail
+            );
+            let note = format!("clamav=error ({e})");
+            match av.on_error {
+                OnScanError::Tempfail => AvStep {
+                    verdict: Some(tempfail_reply(
+                        451,
+                        "4.7.1",
+                        "mailwarden: virus scan failed, try again later".into(),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; tempfailed"),
+                },
+                OnScanError::Accept => AvStep {
+                    verdict: None,
+                    edits: vec![header(VIRUS_SCANNED, "error".into())],
+                    note: format!("{note}; accepted unscanned"),
+                },
+                OnScanError::Reject => AvStep {
+                    verdict: Some(reply(
+                        554,
+                        "5.7.1",
+                        "mailwarden: the message could not be scanned for viruses".into(),
+                    )),
+                    edits: Vec::new(),
+                    note: format!("{note}; rejected"),
+                },
+            }
+        }
+    }
+}
+
+fn tempfail_reply(code: u16, status: &str, text: String) -> Verdict {
+    Verdict::Tempfail(fixed_reply(code, status, text))
+}
+
+/// A reply whose code and enhanced status are fixed in this file (so always valid).
+fn fixed_reply(code: u16, status: &str, text: String) -> SmtpReply {
+    SmtpReply::new(code, status, &[text])
+        .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
+}

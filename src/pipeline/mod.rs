@@ -1,0 +1,195 @@
+//! What happens to a message at end-of-message, stage by stage, one file each:
+//! direction; inbound authentication (with forged `Authentication-Results`
+//! removed); the DMARC decision; antivirus; the policy rules; the rewrites of an
+//! accepted message; DKIM signing of outbound mail, last. [`Pipeline::run`] reads as
+//! that list. The stages share one [`State`](state::State); the result is the
+//! [`Findings`], whose [`Observation`] the log line, the metrics and the anomaly
+//! detector read.
+
+mod antivirus;
+mod dmarc;
+mod inbound;
+mod observation;
+mod rewrites;
+mod rules;
+mod signing;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Action;
+use crate::config::Config;
+use crate::decision::Decision;
+use crate::direction::Direction;
+use crate::milter::flags::Actions;
+use crate::milter::{BodyNeed, Needs};
+use crate::observe::alerts::Detector;
+use crate::session::Filter;
+use crate::transaction::Transaction;
+
+pub use antivirus::{VIRUS_SCANNED, VIRUS_STATUS};
+pub use rewrites::TRACE_HEADER;
+pub use state::{Findings, Observation, Timings};
+
+use antivirus::Antivirus;
+use dmarc::DmarcDecision;
+use inbound::InboundAuth;
+use rewrites::Rewrites;
+use rules::Rules;
+use signing::Signing;
+use state::State;
+
+/// Why a pipeline could not be built from a configuration that parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Dns(String),
+    #[error("{0}")]
+    Signing(String),
+}
+
+pub struct Pipeline {
+    inbound: InboundAuth,
+    dmarc: DmarcDecision,
+    antivirus: Option<Antivirus>,
+    rules: Option<Rules>,
+    rewrites: Rewrites,
+    signing: Signing,
+    /// The anomaly detector, when `[alerts]` is configured and the daemon runs.
+    detector: Option<Arc<Detector>>,
+    /// Keep every rule condition's reason (for `mailwarden scan`).
+    explain: bool,
+}
+
+impl Pipeline {
+    /// Builds the pipeline; fails when the DNS resolver or a signing key cannot be
+    /// set up.
+    pub fn from_config(config: &Config) -> Result<Self, BuildError> {
+        let inbound = InboundAuth::from_config(config)?;
+        let authserv_id = inbound.verifier.authserv_id().to_owned();
+        Ok(Pipeline {
+            inbound,
+            dmarc: DmarcDecision {
+                inbound: config.inbound.clone(),
+                authserv_id,
+            },
+            antivirus: config
+                .antivirus
+                .as_ref()
+                .map(|av| Antivirus::new(av, !config.rules.is_empty())),
+            rules: Rules::from_config(config),
+            rewrites: Rewrites {
+                trace_header: config.server.trace_header,
+            },
+            signing: Signing::from_config(config)?,
+            detector: None,
+            explain: false,
+        })
+    }
+
+    /// The same pipeline, feeding every decided message to `detector`.
+    pub fn with_detector(mut self, detector: Option<Arc<Detector>>) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// The detector this pipeline feeds, for a reload that keeps `[alerts]`.
+    pub fn detector(&self) -> Option<&Arc<Detector>> {
+        self.detector.as_ref()
+    }
+
+    /// The same pipeline, keeping the reason for every rule condition.
+    pub fn explaining(mut self) -> Self {
+        self.explain = true;
+        self
+    }
+
+    /// What `/readyz` reports: each dependency by name, and whether it answers.
+    pub async fn readiness(&self) -> Vec<(String, Result<(), String>)> {
+        let mut out = vec![(
+            "dns".to_owned(),
+            self.inbound.verifier.dns_reachable().await,
+        )];
+        if let Some(av) = &self.antivirus {
+            out.push((
+                format!("clamd {}", av.scanner.addr()),
+                av.scanner.ping().await.map_err(|e| e.to_string()),
+            ));
+        }
+        out
+    }
+
+    /// Runs every stage in order and keeps what each found.
+    pub async fn run(&self, tx: &Transaction) -> Findings {
+        let mut s = State::new(tx, Direction::of(tx, &self.dmarc.inbound));
+        self.inbound.run(&mut s).await;
+        if let Some(tempfail) = self.dmarc.run(&mut s).break_value() {
+            return s.findings(tempfail);
+        }
+        if let Some(av) = &self.antivirus {
+            av.run(&mut s).await;
+        }
+        if let Some(rules) = &self.rules {
+            rules.run(&mut s, self.explain);
+        }
+        self.rewrites.run(&mut s);
+        if let Some(tempfail) = self.signing.run(&mut s).break_value() {
+            return s.findings(tempfail);
+        }
+        s.finish()
+    }
+
+    /// Does any rule have an action like this?
+    fn rules_use(&self, kind: impl Fn(&Action) -> bool) -> bool {
+        self.rules.as_ref().is_some_and(|r| r.use_action(kind))
+    }
+}
+
+impl Filter for Pipeline {
+    type Record = Observation;
+
+    fn needs(&self) -> Needs {
+        let granted = |needed: bool, action: Actions| {
+            if needed { action } else { Actions::empty() }
+        };
+        Needs {
+            // Our header and the trace header; deleting forged headers; DMARC's
+            // quarantine.
+            actions: Actions::ADD_HEADERS
+                .union(Actions::CHANGE_HEADERS)
+                .union(Actions::QUARANTINE)
+                .union(granted(
+                    self.rules_use(|a| matches!(a, Action::AddRecipient(_))),
+                    Actions::ADD_RCPT,
+                ))
+                .union(granted(
+                    self.rules_use(|a| matches!(a, Action::StripAttachments(_))),
+                    Actions::CHANGE_BODY,
+                )),
+            headers: true,
+            body: BodyNeed::Whole,
+        }
+    }
+
+    async fn decide(&self, tx: Arc<Transaction>) -> (Decision, Observation) {
+        let findings = self.run(&tx).await;
+        (findings.decision, findings.observation)
+    }
+
+    fn finish(
+        &self,
+        tx: &Transaction,
+        decision: &Decision,
+        record: Option<Observation>,
+        took: Duration,
+    ) {
+        observation::report(
+            tx,
+            decision,
+            record.as_ref(),
+            took,
+            self.detector.as_deref(),
+        );
+    }
+}
