@@ -35,6 +35,29 @@ impl<'a> Checker<'a> {
         });
     }
 
+    /// The place of `key = ` inside `span` when it stands there exactly once, else
+    /// `span`: a table given inline or over several lines has one span, and an error
+    /// about one of its keys should point at that key's line.
+    pub(super) fn narrow(&self, span: &Range<usize>, key: &str) -> Range<usize> {
+        let Some(text) = self.source.get(span.clone()) else {
+            return span.clone();
+        };
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let places: Vec<usize> = text
+            .match_indices(key)
+            .filter(|(at, _)| {
+                let before = text[..*at].chars().next_back();
+                let after = text[at + key.len()..].trim_start();
+                !before.is_some_and(word) && after.starts_with('=') && !after.starts_with("==")
+            })
+            .map(|(at, _)| at)
+            .collect();
+        match places.as_slice() {
+            [at] => span.start + at..span.start + at + key.len(),
+            _ => span.clone(),
+        }
+    }
+
     /// Parses an optional spanned string with `parse`, falling back to `default`.
     pub(super) fn value<T>(
         &mut self,

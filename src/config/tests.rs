@@ -352,14 +352,14 @@ then = [{ action = "accept" }, { action = "discard" }]
     let errs = errors(source);
     let expected = [
         "/etc/mw.toml:3:8: policy.mode: \"dry\" is not a mode",
-        "/etc/mw.toml:7:8: rules[0] (bad-regex).when.subject: bad regular expression",
-        "/etc/mw.toml:12:8: rules[1] (unknown-condition).when.sender_domian: unknown condition",
+        "/etc/mw.toml:7:10: rules[0] (bad-regex).when.subject: bad regular expression",
+        "/etc/mw.toml:12:10: rules[1] (unknown-condition).when.sender_domian: unknown condition",
         "/etc/mw.toml:18:8: rules[2] (missing-field).then[0].value: is required for add_header",
         "/etc/mw.toml:18:8: rules[2] (missing-field).then[1].action: unknown action \"explode\"",
-        "/etc/mw.toml:22:8: rules[3] (missing-list).when.sender_domain: cannot read list file /nonexistent/list.txt",
-        "/etc/mw.toml:23:8: rules[3] (missing-list).then.code: must be a 5xx code for reject",
-        "/etc/mw.toml:27:8: rules[4] (later).when.rate_limit: \"per-user\" is not a [[rate_limits]] name (none are defined)",
-        "/etc/mw.toml:27:8: rules[4] (later).when.spf: \"maybe\" is not one of",
+        "/etc/mw.toml:22:10: rules[3] (missing-list).when.sender_domain: cannot read list file /nonexistent/list.txt",
+        "/etc/mw.toml:23:29: rules[3] (missing-list).then.code: must be a 5xx code for reject",
+        "/etc/mw.toml:27:10: rules[4] (later).when.rate_limit: \"per-user\" is not a [[rate_limits]] name (none are defined)",
+        "/etc/mw.toml:27:35: rules[4] (later).when.spf: \"maybe\" is not one of",
         "/etc/mw.toml:31:8: rules[5].name: \"later\" is used by an earlier rule",
         "/etc/mw.toml:30:1: rules[5] (later).then: has more than one final action",
     ];

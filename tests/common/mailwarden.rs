@@ -25,8 +25,13 @@ impl Mailwarden {
     /// Like [`Mailwarden::start`], on a port chosen beforehand (so Postfix can be
     /// started first and its SMTP port written into mailwarden's config).
     pub fn start_on(dir: &Path, port: u16, server_keys: &str, extra: &str) -> Mailwarden {
+        Self::start_with_config(dir, port, &Self::config(port, server_keys, extra))
+    }
+
+    /// Starts mailwarden on a whole config (a scenario's), which listens on `port`.
+    pub fn start_with_config(dir: &Path, port: u16, config: &str) -> Mailwarden {
         let config_path = dir.join("mailwarden.toml");
-        std::fs::write(&config_path, Self::config(port, server_keys, extra)).expect("write config");
+        std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.join("mailwarden.log");
         let mut mw = Mailwarden {
             child: None,

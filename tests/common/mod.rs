@@ -10,6 +10,7 @@ pub mod clamd;
 pub mod knot;
 pub mod mailwarden;
 pub mod postfix;
+pub mod scenario;
 pub mod smtp;
 
 use std::net::TcpListener;

@@ -176,6 +176,11 @@ smtputf8_enable = yes
         )
     }
 
+    /// Sends `message` from the local client with this MAIL FROM to bob@dest.test.
+    pub fn send_as_from(&self, from: &str, message: &[u8]) -> smtp::Outcome {
+        smtp::send(self.smtp_port, from, &["bob@dest.test"], message)
+    }
+
     /// Sends `message` as `peer` (see [`smtp::Peer`]) with this envelope.
     pub fn send_as(&self, peer: smtp::Peer<'_>, from: &str, message: &[u8]) -> smtp::Outcome {
         smtp::send_as(

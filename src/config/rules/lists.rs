@@ -148,6 +148,17 @@ impl RuleCtx<'_, '_> {
                 source: None,
             });
         };
+        if let Some(unknown) = t
+            .keys()
+            .find(|k| !["glob", "regex", "file"].contains(&k.as_str()))
+        {
+            self.err(
+                span,
+                &format!("{field}.{unknown}"),
+                "unknown matcher key: use glob, regex or file",
+            );
+            return None;
+        }
         if t.len() != 1 {
             self.err(span, field, "give exactly one of glob, regex or file");
             return None;

@@ -250,9 +250,14 @@ struct RuleCtx<'c, 'a> {
 }
 
 impl RuleCtx<'_, '_> {
+    /// An error about `field` of the rule, at the line of its last key when that
+    /// key stands once inside `span`.
     fn err(&mut self, span: &Range<usize>, field: &str, reason: impl Into<String>) {
         let key = format!("{}.{field}", self.prefix);
-        self.c.error(Some(span.clone()), &key, reason);
+        let last = field.rsplit('.').next().unwrap_or(field);
+        let last = last.split('[').next().unwrap_or(last);
+        let span = self.c.narrow(span, last);
+        self.c.error(Some(span), &key, reason);
     }
 }
 
