@@ -9,11 +9,11 @@ use std::time::Instant;
 use base64::Engine as _;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use mailwarden::bench::Direction;
+use mailwarden::bench::{EnvelopeAddress, HeaderField, Transaction};
+use mailwarden::bench::{Facts, Limiter, Rates, evaluate};
 use mailwarden::config::parse_str;
-use mailwarden::direction::Direction;
-use mailwarden::milter::client::SplitMessage;
-use mailwarden::policy::{self, Facts, Limiter, Rates};
-use mailwarden::transaction::{EnvelopeAddress, HeaderField, Transaction};
+use mailwarden::mta::SplitMessage;
 
 fn message() -> Vec<u8> {
     let b64 = |data: &[u8]| {
@@ -91,7 +91,7 @@ fn rules() -> String {
 fn transaction(raw: &[u8]) -> Transaction {
     let split = SplitMessage::parse(raw);
     Transaction {
-        client: mailwarden::transaction::Client {
+        client: mailwarden::bench::Client {
             hostname: "mail.bank.example".into(),
             ip: Some("192.0.2.10".parse().unwrap()),
             port: Some(40000),
@@ -140,20 +140,20 @@ fn bench(c: &mut Criterion) {
     };
     let facts = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
     assert_eq!(facts.attachments.len(), 2);
-    let e = policy::evaluate(&config.rules, &facts, false, &rates, false);
+    let e = evaluate(&config.rules, &facts, false, &rates, false);
     assert!(e.decision.is_none() && e.trace.iter().all(|t| t.check.is_some()));
 
     c.bench_function("100 rules: gather facts (parse 50 KB) + evaluate", |b| {
         b.iter(|| {
             let facts = Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message()));
-            policy::evaluate(&config.rules, &facts, false, &rates, false)
+            evaluate(&config.rules, &facts, false, &rates, false)
         })
     });
     c.bench_function("100 rules: evaluate only", |b| {
-        b.iter(|| policy::evaluate(&config.rules, black_box(&facts), false, &rates, false))
+        b.iter(|| evaluate(&config.rules, black_box(&facts), false, &rates, false))
     });
     c.bench_function("mail-parser alone (parse 50 KB)", |b| {
-        b.iter(|| mailwarden::content::parse(black_box(&raw)).map(|m| m.parts.len()))
+        b.iter(|| mailwarden::bench::parse_mime(black_box(&raw)).map(|m| m.parts.len()))
     });
     c.bench_function("gather facts only (parse 50 KB)", |b| {
         b.iter(|| Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message())))

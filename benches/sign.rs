@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use criterion::{Criterion, criterion_group, criterion_main};
+use mailwarden::bench::{Signed, Signer, keys};
 use mailwarden::config::parse_str;
-use mailwarden::sign::{Signed, Signer, keys};
 
 fn message() -> Vec<u8> {
     let mut m = b"From: Example App <noreply@load.test>\r\nTo: user@example.net\r\n\

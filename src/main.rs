@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use mailwarden::ListenAddr;
+use mailwarden::Pipeline;
+use mailwarden::ScanInput;
+use mailwarden::ServeOptions;
 use mailwarden::config::{self, KeyAlgorithm, LogFormat};
-use mailwarden::daemon::{self, ServeOptions};
-use mailwarden::explain::{self, ScanInput};
-use mailwarden::net::ListenAddr;
-use mailwarden::pipeline::Pipeline;
-use mailwarden::sign::{dnscheck, genkey};
+use mailwarden::scan_report as explain;
+use mailwarden::{dnscheck, genkey};
 
 /// glibc malloc took a sixth of the daemon's CPU under load (small allocations per
 /// milter packet, from every worker thread); mimalloc's per-thread heaps cost less.
@@ -213,8 +214,8 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if let Some(admin) = &c.admin
-        && let Err(e) = mailwarden::admin::read_tokens(&admin.token_file)
-            .and_then(|_| mailwarden::admin::tls_config(admin).map_err(|e| e.to_string()))
+        && let Err(e) = mailwarden::read_tokens(&admin.token_file)
+            .and_then(|_| mailwarden::tls_config(admin).map_err(|e| e.to_string()))
     {
         eprintln!("mailwarden: {e}");
         return ExitCode::FAILURE;
@@ -280,7 +281,7 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
 
 /// `PING` and `VERSION` to clamd; prints what it said or why it could not be asked.
 async fn check_clamd(av: &config::AntivirusConfig) {
-    let scanner = mailwarden::scan::Scanner::new(av);
+    let scanner = mailwarden::Scanner::new(av);
     let result = match scanner.ping().await {
         Ok(()) => scanner.ask_version().await,
         Err(e) => Err(e),
@@ -339,7 +340,7 @@ fn main() -> ExitCode {
                 listen,
                 log_format,
             };
-            match runtime.block_on(daemon::serve(options)) {
+            match runtime.block_on(mailwarden::serve(options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mailwarden: {e}");

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::free_port;
 use common::mailwarden::Mailwarden;
 use common::scenario::Scenario;
-use mailwarden::milter::client::MtaClient;
-use mailwarden::net::ListenAddr;
+use mailwarden::ListenAddr;
+use mailwarden::mta::MtaClient;
 
 /// Eight messages from one client and sender domain, each with its own queue id.
 async fn burst(addr: &ListenAddr, tag: &str) {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::mailwarden::Mailwarden;
 use common::shared_tempdir;
-use mailwarden::milter::client::{ClientError, MtaClient};
-use mailwarden::milter::command::{ClientAddress, Command};
-use mailwarden::milter::response::Response;
-use mailwarden::net::ListenAddr;
-use mailwarden::net::Stream;
+use mailwarden::ListenAddr;
+use mailwarden::Stream;
+use mailwarden::mta::Response;
+use mailwarden::mta::{ClientAddress, Command};
+use mailwarden::mta::{ClientError, MtaClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::mailwarden::Mailwarden;
-use mailwarden::milter::client::MtaClient;
-use mailwarden::net::ListenAddr;
+use mailwarden::ListenAddr;
+use mailwarden::mta::MtaClient;
 
 #[tokio::test]
 async fn decision_log_line_is_json_with_the_message_facts() {

@@ -15,7 +15,7 @@ use crate::decision::Edit;
 use crate::transaction::Transaction;
 
 pub use dmarc::Policy;
-pub use results::{AuthReport, AuthResult, DmarcDisposition, MethodResult, authserv_id_of};
+pub use results::{AuthReport, AuthResult, authserv_id_of};
 pub use verify::Envelope;
 
 pub(crate) use dns::authenticator;

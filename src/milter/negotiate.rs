@@ -43,6 +43,7 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// True when we promised not to reply at the step that `nr_bit` stands for.
+    #[cfg(test)]
     pub fn no_reply(&self, nr_bit: Protocol) -> bool {
         self.protocol.contains(nr_bit)
     }

@@ -28,9 +28,7 @@ use crate::observe::alerts::Detector;
 use crate::session::Filter;
 use crate::transaction::Transaction;
 
-pub use antivirus::{VIRUS_SCANNED, VIRUS_STATUS};
-pub use rewrites::TRACE_HEADER;
-pub use state::{Findings, Observation, Timings};
+pub use state::{Findings, Observation};
 
 use antivirus::Antivirus;
 use dmarc::DmarcDecision;

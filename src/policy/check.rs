@@ -27,6 +27,7 @@ impl Cx<'_, '_> {
 }
 
 /// Evaluates one condition, with its reason (rate limits count as not exceeded).
+#[cfg(test)]
 pub fn check(c: &Condition, f: &Facts) -> Check {
     check_with(
         c,

@@ -8,9 +8,10 @@ mod edits;
 pub mod facts;
 pub mod rate;
 
+#[cfg(test)]
 pub use check::check;
 pub use edits::edits_for;
-pub use facts::{Attachment, Facts};
+pub use facts::Facts;
 pub use rate::Limiter;
 
 use crate::config::{Action, RateLimit, Rule};

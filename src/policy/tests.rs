@@ -2,6 +2,7 @@ use super::*;
 use crate::config::{Action, Rule, parse_str};
 use crate::decision::Edit;
 use crate::decision::header::fold;
+use crate::policy::facts::Attachment;
 use crate::transaction::HeaderField;
 use bytes::Bytes;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::timeout;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::filter::{Filter, Service};
 use super::machine::{Session, Step};
@@ -150,7 +150,15 @@ where
                 Step::Silent => {}
                 Step::Reply(reply) => self.send(&[reply]).await?,
                 Step::Close => return Ok(Ended::Quit),
-                Step::EndOfMessage(tx) => self.end_of_message(*tx).await?,
+                Step::EndOfMessage(tx) => {
+                    // Every line logged while this message is decided carries its
+                    // queue id, also those from code that does not know it.
+                    let span = info_span!(
+                        "message",
+                        queue_id = tx.queue_id().as_deref().unwrap_or("-")
+                    );
+                    self.end_of_message(*tx).instrument(span).await?
+                }
             }
             if self.session.is_idle() {
                 self.framed.shrink();

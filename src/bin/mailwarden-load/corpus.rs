@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use mailwarden::milter::client::SplitMessage;
+use mailwarden::mta::SplitMessage;
 
 use super::Args;
 

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use mailwarden::ListenAddr;
+use mailwarden::Stream;
+use mailwarden::clamd::{self, Connection, Reply};
 use mailwarden::config::ClamdAddr;
-use mailwarden::milter::client::{ClientError, MtaClient, SplitMessage};
-use mailwarden::milter::flags::Protocol;
-use mailwarden::milter::response::Response;
-use mailwarden::net::ListenAddr;
-use mailwarden::net::Stream;
-use mailwarden::scan::clamd::{self, Connection, Reply};
+use mailwarden::mta::Protocol;
+use mailwarden::mta::Response;
+use mailwarden::mta::{ClientError, MtaClient, SplitMessage};
 
 mod corpus;
 #[cfg(test)]
@@ -497,7 +497,7 @@ async fn send_message(
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use mailwarden::milter::codec::{DEFAULT_MAX_PACKET, decode_packet};
+    use mailwarden::mta::{DEFAULT_MAX_PACKET, decode_packet};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
