@@ -1,5 +1,5 @@
 //! With `[log] format = "json"` every log line is one JSON object, and the decision
-//! line carries the fields a SIEM keys on.
+//! line carries the fields a SIEM keys on (scenario `tests/scenarios/json_log`).
 
 mod common;
 
@@ -7,17 +7,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::mailwarden::Mailwarden;
+use common::scenario::Scenario;
 use mailwarden::ListenAddr;
 use mailwarden::mta::MtaClient;
 
 #[tokio::test]
 async fn decision_log_line_is_json_with_the_message_facts() {
     let dir = common::shared_tempdir("mw-json");
-    let mw = Mailwarden::start(
-        dir.path(),
-        "",
-        "[log]\nformat = \"json\"\n\n[[rules]]\nname = \"tag-all\"\nwhen = {}\nthen = { action = \"log\" }\n",
-    );
+    let port = common::free_port();
+    let config = Scenario::new("json_log").config(&[("LISTEN", format!("inet:127.0.0.1:{port}"))]);
+    let mw = Mailwarden::start_with_config(dir.path(), port, &config);
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     let ip = "192.0.2.9".parse().unwrap();
     let mut mta = MtaClient::open_session(&addr, ip, "helo.client.test")

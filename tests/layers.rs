@@ -166,6 +166,7 @@ fn find_cycle(edges: &Graph) -> Option<Vec<String>> {
 #[test]
 fn top_level_modules_form_no_cycle() {
     let (edges, _) = graph();
+    println!("\nimports between top-level modules:");
     for (module, imports) in &edges {
         let list: Vec<&str> = imports.iter().map(String::as_str).collect();
         println!("{module} -> {}", list.join(" "));
