@@ -393,3 +393,44 @@ fn scan_shows_the_antivirus_actions() {
     assert_eq!(v["verdict"], "reject", "{v}");
     assert_eq!(v["reply_code"], 554, "{v}");
 }
+
+/// Defect 1 of the hardening review: an `accept` rule lifted fail-closed antivirus.
+/// Now a rule's accept leaves a virus refused and an unscanned message tempfailed
+/// (scenario `tests/scenarios/antivirus_rule_cannot_lift`).
+#[test]
+fn an_accept_rule_delivers_neither_a_virus_nor_an_unscanned_message() {
+    use common::scenario::{Components, Scenario};
+    if !have_everything() {
+        return;
+    }
+    let with = Components {
+        knot: false,
+        clamd: true,
+    };
+    let Some(mut stack) = Scenario::new("antivirus_rule_cannot_lift").start(with) else {
+        return;
+    };
+    let (_, infected) = infected_messages().remove(0);
+    let out = stack.postfix.send_as_from("ceo@partner.test", &infected);
+    assert_eq!(out.last.code, 554, "{out:?}\n{}", stack.mw.log());
+    assert!(out.last.text.contains("virus"), "{out:?}");
+
+    stack.clamd.as_mut().unwrap().stop();
+    let out = stack
+        .postfix
+        .send_as_from("ceo@partner.test", &clean_message("av-rule-down"));
+    assert_eq!(out.last.code, 451, "{out:?}\n{}", stack.mw.log());
+    assert!(
+        stack
+            .mw
+            .wait_for_log("the antivirus verdict stands", 2, Duration::from_secs(5)),
+        "{}",
+        stack.mw.log()
+    );
+    stack.postfix.flush();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        stack.postfix.delivered().is_empty(),
+        "nothing from the partner was delivered"
+    );
+}

@@ -75,3 +75,20 @@ fn strip_attachments_delivers_valid_mime_with_a_notice() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn an_accept_rule_without_skip_leaves_a_dmarc_reject_standing() {
+    let Some(stack) = Scenario::new("policy_rule_cannot_lift_dmarc").start(KNOT) else {
+        return;
+    };
+    stack.play("partner");
+    assert!(
+        stack.mw.wait_for_log(
+            "the dmarc verdict stands",
+            1,
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        stack.mw.log()
+    );
+}

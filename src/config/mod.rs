@@ -23,8 +23,8 @@ pub use parse::{built_in, host_name, load_file, parse_domain, parse_log_format, 
 pub use rate_limit::{LimitKey, RateLimit};
 pub use reload::needs_restart;
 pub use rule::{
-    AUTH_METHODS, Action, Condition, DomainList, Impersonation, Matcher, Pattern, Rule, StripSpec,
-    TextField, in_networks, normalize_name,
+    AUTH_METHODS, Action, Condition, DomainList, Enforcer, Impersonation, Matcher, Pattern, Rule,
+    StripSpec, TextField, in_networks, normalize_name,
 };
 pub use signing::{DEFAULT_HEADERS, parse_selector};
 pub use units::{parse_duration, parse_size};

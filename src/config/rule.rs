@@ -18,6 +18,31 @@ pub struct Rule {
     pub stop: bool,
     /// Log and count what the rule would do; change nothing.
     pub monitor: bool,
+    /// Verdicts of these checks that the rule's final action may lift (`skip =
+    /// ["antivirus"]`). Without it a rule adds to a refusal or hold by DMARC or the
+    /// antivirus step, never takes one away.
+    pub skip: Vec<Enforcer>,
+}
+
+/// A check whose verdict stands unless a rule names it in `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcer {
+    Dmarc,
+    Antivirus,
+}
+
+impl Enforcer {
+    pub const ALL: [(&'static str, Enforcer); 2] = [
+        ("dmarc", Enforcer::Dmarc),
+        ("antivirus", Enforcer::Antivirus),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Enforcer::Dmarc => "dmarc",
+            Enforcer::Antivirus => "antivirus",
+        }
+    }
 }
 
 /// One way a text value can match.

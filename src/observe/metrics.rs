@@ -26,6 +26,12 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabels {
+    pub rule: String,
+    pub check: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
     pub method: &'static str,
     pub result: &'static str,
@@ -46,6 +52,8 @@ pub struct Metrics {
     enabled: AtomicBool,
     pub messages: Family<MessageLabels, Counter>,
     pub rule_matches: Family<RuleLabels, Counter>,
+    /// Verdicts of DMARC or the antivirus step that a rule lifted with `skip`.
+    pub rule_skips: Family<SkipLabels, Counter>,
     pub auth_results: Family<AuthLabels, Counter>,
     pub viruses: Counter,
     pub clamd_errors: Family<ClassLabels, Counter>,
@@ -71,6 +79,7 @@ impl Metrics {
             enabled: AtomicBool::new(false),
             messages: Family::default(),
             rule_matches: Family::default(),
+            rule_skips: Family::default(),
             auth_results: Family::default(),
             viruses: Counter::default(),
             clamd_errors: Family::default(),
@@ -89,6 +98,11 @@ impl Metrics {
             "rule_matches",
             "Policy rule matches, enforced or in monitor mode",
             m.rule_matches.clone(),
+        );
+        registry.register(
+            "rule_skips",
+            "DMARC or antivirus verdicts a rule lifted because it names the check in skip",
+            m.rule_skips.clone(),
         );
         registry.register(
             "auth_results",

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::state::State;
-use crate::config::{AntivirusConfig, OnInfected, OnOversize, OnScanError, ScanMode};
+use crate::config::{AntivirusConfig, Enforcer, OnInfected, OnOversize, OnScanError, ScanMode};
 use crate::decision::{Edit, Verdict, delete_headers};
 use crate::reply::SmtpReply;
 use crate::scan::{Outcome, Scanner, Streams};
@@ -53,14 +53,14 @@ impl Antivirus {
         s.note(&step.note);
         for e in step.edits {
             match e {
-                Edit::Quarantine { .. } => s.held.push(e),
+                Edit::Quarantine { .. } => s.enforce(Enforcer::Antivirus, Verdict::Accept, Some(e)),
                 other => s.edits.push(other),
             }
         }
-        if s.accepted()
-            && let Some(v) = step.verdict
-        {
-            s.verdict = v;
+        // Kept even under a DMARC refusal: a rule that lifts DMARC's must still
+        // meet this one.
+        if let Some(v) = step.verdict {
+            s.enforce(Enforcer::Antivirus, v, None);
         }
         s.scan = Some(outcome);
     }

@@ -7,7 +7,7 @@
 
 use super::state::{Flow, State};
 use crate::auth::{self, AuthReport, AuthResult, Policy};
-use crate::config::{InboundConfig, OnDnsError};
+use crate::config::{Enforcer, InboundConfig, OnDnsError};
 use crate::decision::{Decision, Edit, Verdict};
 use crate::reply::SmtpReply;
 
@@ -34,14 +34,13 @@ impl DmarcDecision {
             name: auth::HEADER.to_owned(),
             value: header,
         });
-        s.held.extend(quarantine);
         if let Some(why) = note {
             s.note(why);
         }
         if unenforced {
             s.note("DMARC not enforced: body longer than server.max_message_size");
         }
-        s.verdict = verdict;
+        s.enforce(Enforcer::Dmarc, verdict, quarantine);
         Flow::Continue(())
     }
 

@@ -11,7 +11,9 @@ use crate::auth::{AuthReport, AuthResult};
 use crate::decision::{Decision, Verdict};
 use crate::direction::{Direction, Origin};
 use crate::observe::alerts::{Detector, Sample};
-use crate::observe::metrics::{AuthLabels, ClassLabels, MessageLabels, RuleLabels, metrics};
+use crate::observe::metrics::{
+    AuthLabels, ClassLabels, MessageLabels, RuleLabels, SkipLabels, metrics,
+};
 use crate::policy;
 use crate::scan::Outcome;
 use crate::transaction::Transaction;
@@ -133,6 +135,14 @@ fn count(o: &Observation, decision: &Decision, took: Duration) {
                 .inc();
         }
         _ => {}
+    }
+    for (rule, check) in &o.skipped {
+        m.rule_skips
+            .get_or_create(&SkipLabels {
+                rule: rule.clone(),
+                check: check.name(),
+            })
+            .inc();
     }
     if let Some(eval) = &o.policy {
         for t in &eval.trace {

@@ -34,8 +34,8 @@ impl Rewrites {
                 s.note(note);
             }
         }
-        let mut held = std::mem::take(&mut s.held);
-        s.edits.append(&mut held);
+        let held = std::mem::take(&mut s.held);
+        s.edits.extend(held.into_iter().map(|(_, edit)| edit));
         if self.trace_header {
             let queue_id = s.tx.queue_id().unwrap_or_else(|| "unknown".to_owned());
             s.edits.push(Edit::AddHeader {

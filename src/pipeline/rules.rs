@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::state::State;
-use crate::config::{Action, Config, RateLimit, Rule};
+use crate::config::{Action, Config, Enforcer, RateLimit, Rule};
 use crate::decision::{Edit, Verdict};
 use crate::policy::{self, Facts, Limiter};
 
@@ -52,19 +52,12 @@ impl Rules {
         let evaluation = policy::evaluate(&self.rules, &facts, self.monitor, &rates, explain);
         if let Some((action, rule)) = &evaluation.decision {
             s.note(format_args!("rule {rule} decided: {}", action.describe()));
-            s.held.clear();
-            s.verdict = match action {
-                Action::Reject(r) => Verdict::Reject(r.clone()),
-                Action::Tempfail(r) => Verdict::Tempfail(r.clone()),
-                Action::Discard => Verdict::Discard,
-                Action::Quarantine(why) => {
-                    s.held.push(Edit::Quarantine {
-                        reason: format!("{why} (rule {rule})"),
-                    });
-                    Verdict::Accept
-                }
-                _ => Verdict::Accept,
-            };
+            let skip = self
+                .rules
+                .iter()
+                .find(|r| &r.name == rule)
+                .map_or(&[][..], |r| r.skip.as_slice());
+            decide(s, action, rule, skip);
         }
         for (action, rule) in &evaluation.changes {
             s.note(format_args!("rule {rule}: {}", action.describe()));
@@ -84,5 +77,162 @@ impl Rules {
             s.note(format_args!("monitor {would}"));
         }
         s.policy = Some(evaluation);
+    }
+}
+
+/// Applies a deciding rule's final action. A refusal always applies. An action that
+/// lets the message through (accept, quarantine) does not lift a refusal or hold that
+/// DMARC or the antivirus step asked for, unless the rule names that check in
+/// `skip`; each lift is noted in the decision line and counted.
+fn decide(s: &mut State<'_>, action: &Action, rule: &str, skip: &[Enforcer]) {
+    let refusal = match action {
+        Action::Reject(r) => Some(Verdict::Reject(r.clone())),
+        Action::Tempfail(r) => Some(Verdict::Tempfail(r.clone())),
+        Action::Discard => Some(Verdict::Discard),
+        _ => None,
+    };
+    if let Some(verdict) = refusal {
+        s.verdict = verdict;
+        return;
+    }
+    let (lifted, stands): (Vec<_>, Vec<_>) = std::mem::take(&mut s.refused)
+        .into_iter()
+        .partition(|(by, _)| skip.contains(by));
+    for (by, _) in lifted {
+        s.note(format_args!(
+            "rule {rule} lifts the {} verdict (skip)",
+            by.name()
+        ));
+        s.skipped.push((rule.to_owned(), by));
+    }
+    if let Some((by, verdict)) = stands.first() {
+        s.note(format_args!(
+            "the {} verdict stands: rule {rule} does not skip {}",
+            by.name(),
+            by.name()
+        ));
+        s.verdict = verdict.clone();
+        s.refused = stands;
+        return;
+    }
+    s.verdict = Verdict::Accept;
+    let mut lifted = Vec::new();
+    s.held.retain(|(by, _)| match by {
+        Some(by) if skip.contains(by) => {
+            lifted.push(*by);
+            false
+        }
+        _ => true,
+    });
+    for by in lifted {
+        s.note(format_args!(
+            "rule {rule} lifts the {} hold (skip)",
+            by.name()
+        ));
+        s.skipped.push((rule.to_owned(), by));
+    }
+    if let Action::Quarantine(why) = action {
+        s.held.push((
+            None,
+            Edit::Quarantine {
+                reason: format!("{why} (rule {rule})"),
+            },
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direction::Direction;
+    use crate::reply::SmtpReply;
+    use crate::transaction::Transaction;
+
+    fn reply(code: u16, status: &str) -> SmtpReply {
+        SmtpReply::new(code, status, &["x"]).unwrap()
+    }
+
+    fn state(tx: &Transaction) -> State<'_> {
+        State::new(tx, Direction::Inbound("192.0.2.1".parse().unwrap()))
+    }
+
+    fn hold(why: &str) -> Option<Edit> {
+        Some(Edit::Quarantine { reason: why.into() })
+    }
+
+    #[test]
+    fn an_accept_rule_does_not_lift_a_failed_scan_or_a_virus() {
+        let tx = Transaction::default();
+        for refusal in [
+            Verdict::Tempfail(reply(451, "4.7.1")),
+            Verdict::Reject(reply(554, "5.7.1")),
+        ] {
+            let mut s = state(&tx);
+            s.enforce(Enforcer::Antivirus, refusal.clone(), None);
+            decide(&mut s, &Action::Accept, "vip", &[]);
+            assert_eq!(s.verdict, refusal);
+            assert!(
+                s.reason.contains("the antivirus verdict stands"),
+                "{}",
+                s.reason
+            );
+            assert!(s.skipped.is_empty());
+            decide(
+                &mut s,
+                &Action::Quarantine("q".into()),
+                "vip",
+                &[Enforcer::Dmarc],
+            );
+            assert_eq!(s.verdict, refusal, "skipping another check lifts nothing");
+        }
+    }
+
+    #[test]
+    fn skip_lifts_only_the_named_check() {
+        let tx = Transaction::default();
+        let mut s = state(&tx);
+        s.enforce(Enforcer::Dmarc, Verdict::Reject(reply(550, "5.7.1")), None);
+        s.enforce(
+            Enforcer::Antivirus,
+            Verdict::Reject(reply(554, "5.7.1")),
+            None,
+        );
+        assert_eq!(s.verdict, Verdict::Reject(reply(550, "5.7.1")));
+        decide(&mut s, &Action::Accept, "partner", &[Enforcer::Dmarc]);
+        assert_eq!(s.verdict, Verdict::Reject(reply(554, "5.7.1")));
+        assert_eq!(s.skipped, [("partner".to_owned(), Enforcer::Dmarc)]);
+
+        let mut s = state(&tx);
+        s.enforce(Enforcer::Dmarc, Verdict::Reject(reply(550, "5.7.1")), None);
+        decide(&mut s, &Action::Accept, "partner", &[Enforcer::Dmarc]);
+        assert_eq!(s.verdict, Verdict::Accept);
+        assert!(
+            s.reason
+                .contains("rule partner lifts the dmarc verdict (skip)")
+        );
+    }
+
+    #[test]
+    fn holds_by_checks_stay_unless_skipped_and_refusals_always_apply() {
+        let tx = Transaction::default();
+        let mut s = state(&tx);
+        s.enforce(Enforcer::Dmarc, Verdict::Accept, hold("dmarc"));
+        s.enforce(Enforcer::Antivirus, Verdict::Accept, hold("virus"));
+        decide(&mut s, &Action::Accept, "r", &[Enforcer::Antivirus]);
+        assert_eq!(s.verdict, Verdict::Accept);
+        let reasons: Vec<_> = s.held.iter().map(|(by, _)| *by).collect();
+        assert_eq!(reasons, [Some(Enforcer::Dmarc)]);
+        assert_eq!(s.skipped, [("r".to_owned(), Enforcer::Antivirus)]);
+
+        let mut s = state(&tx);
+        s.enforce(
+            Enforcer::Antivirus,
+            Verdict::Tempfail(reply(451, "4.7.1")),
+            None,
+        );
+        decide(&mut s, &Action::Reject(reply(550, "5.7.1")), "r", &[]);
+        assert_eq!(s.verdict, Verdict::Reject(reply(550, "5.7.1")));
+        decide(&mut s, &Action::Discard, "r", &[]);
+        assert_eq!(s.verdict, Verdict::Discard);
     }
 }

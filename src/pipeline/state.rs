@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::auth::AuthReport;
+use crate::config::Enforcer;
 use crate::decision::{Decision, Edit, Verdict};
 use crate::direction::Direction;
 use crate::policy::Evaluation;
@@ -33,6 +34,8 @@ pub struct Observation {
     pub scan: Option<Outcome>,
     /// Every rule's verdict, when rules are configured.
     pub policy: Option<Evaluation>,
+    /// Verdicts of a check that a rule lifted with `skip`: (rule, check).
+    pub skipped: Vec<(String, Enforcer)>,
     pub timings: Timings,
 }
 
@@ -52,10 +55,15 @@ pub(super) struct State<'t> {
     whole: OnceLock<Vec<u8>>,
     pub direction: Direction,
     pub edits: Vec<Edit>,
-    /// Quarantine edits, applied only if the message is finally accepted.
-    pub held: Vec<Edit>,
+    /// Quarantine edits, applied only if the message is finally accepted, each with
+    /// the check that asked for it (`None`: a rule).
+    pub held: Vec<(Option<Enforcer>, Edit)>,
     /// What DMARC and the antivirus step ask for on their own; a rule may decide.
     pub verdict: Verdict,
+    /// The refusals the checks asked for, in order; `verdict` is the first. A rule
+    /// lifts one only by naming its check in `skip`.
+    pub refused: Vec<(Enforcer, Verdict)>,
+    pub skipped: Vec<(String, Enforcer)>,
     pub reason: String,
     pub auth: Option<AuthReport>,
     pub scan: Option<Outcome>,
@@ -73,6 +81,8 @@ impl<'t> State<'t> {
             edits: Vec::new(),
             held: Vec::new(),
             verdict: Verdict::Accept,
+            refused: Vec::new(),
+            skipped: Vec::new(),
             auth: None,
             scan: None,
             policy: None,
@@ -95,6 +105,17 @@ impl<'t> State<'t> {
         self.verdict == Verdict::Accept
     }
 
+    /// A refusal or hold a check asks for on its own.
+    pub fn enforce(&mut self, by: Enforcer, verdict: Verdict, hold: Option<Edit>) {
+        if verdict != Verdict::Accept {
+            if self.refused.is_empty() {
+                self.verdict = verdict.clone();
+            }
+            self.refused.push((by, verdict));
+        }
+        self.held.extend(hold.map(|h| (Some(by), h)));
+    }
+
     /// The findings, with `decision` as the answer.
     pub fn findings(self, decision: Decision) -> Findings {
         Findings {
@@ -103,6 +124,7 @@ impl<'t> State<'t> {
                 auth: self.auth,
                 scan: self.scan,
                 policy: self.policy,
+                skipped: self.skipped,
                 timings: self.timings,
             },
             decision,

@@ -22,8 +22,8 @@ use super::units::parse_size;
 
 use super::rate_limit::{LimitKey, RateLimit};
 use super::rule::{
-    AUTH_METHODS, Action, Condition, DomainList, Impersonation, Matcher, Pattern, Rule, StripSpec,
-    TextField, normalize_name,
+    AUTH_METHODS, Action, Condition, DomainList, Enforcer, Impersonation, Matcher, Pattern, Rule,
+    StripSpec, TextField, normalize_name,
 };
 use crate::reply::SmtpReply;
 
@@ -41,6 +41,7 @@ pub(super) struct RawRule {
     then: Option<Spanned<Value>>,
     stop: Option<bool>,
     mode: S<String>,
+    skip: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +222,19 @@ pub(super) fn check_rules(
             false,
             parse_monitor,
         );
+        let skip = ctx.c.list(
+            raw.skip.unwrap_or_default(),
+            &format!("rules[{i}] ({name}).skip"),
+            |t| {
+                Enforcer::ALL
+                    .iter()
+                    .find(|(n, _)| *n == t)
+                    .map(|(_, e)| *e)
+                    .ok_or_else(|| {
+                        format!("{t:?} is not a check a rule can skip: use dmarc or antivirus")
+                    })
+            },
+        );
         let has_final = then.iter().any(Action::is_final);
         if then.iter().filter(|a| a.is_final()).count() > 1 {
             ctx.err(
@@ -236,6 +250,7 @@ pub(super) fn check_rules(
                 then,
                 stop: raw.stop.unwrap_or(has_final),
                 monitor,
+                skip,
             });
         }
     }
