@@ -94,6 +94,13 @@ impl SmtpReply {
         })
     }
 
+    /// A reply whose code and enhanced status are written in our own source, so
+    /// known to be valid; only the text may come from elsewhere (and is cleaned).
+    pub fn fixed(code: u16, status: &str, text: impl AsRef<str>) -> Self {
+        SmtpReply::new(code, status, &[text])
+            .unwrap_or_else(|e| unreachable!("{code} {status} is a valid fixed reply: {e}"))
+    }
+
     pub fn code(&self) -> u16 {
         self.code
     }

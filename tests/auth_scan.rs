@@ -298,16 +298,25 @@ fn dmarc_alignment_and_policies() {
     }
 }
 
+/// Defect 2 of the hardening review: a body over `server.max_message_size` was
+/// never DMARC-enforced. Now DMARC is decided from what is known, and only a failure
+/// that a DKIM signature over the missing part might have turned into a pass gets
+/// `inbound.on_oversize` (tempfail unless configured).
 #[test]
-fn a_body_cut_at_max_message_size_is_not_judged_by_dmarc() {
+fn a_body_cut_at_max_message_size_is_judged_on_what_is_known() {
     let Some(env) = env("") else { return };
-    let small = env.dir.path().join("small.toml");
     let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &small,
-        format!("[server]\nmax_message_size = \"20B\"\n{text}"),
-    )
-    .unwrap();
+    let config = |name: &str, extra_inbound: &str| {
+        let path = env.dir.path().join(name);
+        let body = text.replace("[inbound]\n", &format!("[inbound]\n{extra_inbound}"));
+        std::fs::write(
+            &path,
+            format!("[server]\nmax_message_size = \"20B\"\n{body}"),
+        )
+        .unwrap();
+        path
+    };
+    let small = config("small.toml", "");
     // Aligned only through DKIM, whose body hash cannot be checked on 20 bytes.
     let v = scan_with(
         &small,
@@ -319,14 +328,45 @@ fn a_body_cut_at_max_message_size_is_not_judged_by_dmarc() {
     );
     assert_eq!(result(&v, "dkim"), "neutral", "{v:#}");
     assert_eq!(result(&v, "dmarc"), "fail");
-    assert_eq!(
-        v["verdict"], "accept",
-        "never reject what we could not verify: {v:#}"
-    );
+    assert_eq!(v["verdict"], "tempfail", "undecided is not a pass: {v:#}");
+    assert_eq!(v["reply_code"], 452, "{v:#}");
     assert!(
-        v["reason"].as_str().unwrap().contains("DMARC not enforced"),
+        v["reason"].as_str().unwrap().contains("DMARC undecided"),
         "{v:#}"
     );
+    let lenient = config("lenient.toml", "on_oversize = \"accept\"\n");
+    let v = scan_with(
+        &lenient,
+        env.dir.path(),
+        IP,
+        HELO,
+        "bounce@other.test",
+        &signed("signed-rsa.eml"),
+    );
+    assert_eq!(v["verdict"], "accept", "configured to accept: {v:#}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inbound.on_oversize = accept"),
+        "{v:#}"
+    );
+    // No signature at all: nothing depends on the body, DMARC p=reject applies.
+    let forged = format!(
+        "From: ceo@reject.dmarc.test\nTo: bob@dest.test\nSubject: pay now\n\n{}\n",
+        "a long body well past twenty bytes ".repeat(4)
+    );
+    let v = scan_with(
+        &small,
+        env.dir.path(),
+        IP,
+        HELO,
+        "bounce@other.test",
+        forged.as_bytes(),
+    );
+    assert_eq!(result(&v, "dmarc"), "fail", "{v:#}");
+    assert_eq!(v["verdict"], "reject", "{v:#}");
+    assert_eq!(v["reply_code"], 550, "{v:#}");
 }
 
 #[test]

@@ -364,7 +364,14 @@ fn scan_shows_the_antivirus_actions() {
         v["edits"].to_string().contains("X-Virus-Scanned: error"),
         "{v}"
     );
+    // Defect 2 of the hardening review: unscanned never means delivered by
+    // default. on_oversize is tempfail unless configured.
     let v = run(&format!("{tcp}\nmax_size = \"30KiB\""), &big);
+    assert_eq!(v["verdict"], "tempfail", "{v}");
+    let v = run(
+        &format!("{tcp}\nmax_size = \"30KiB\"\non_oversize = \"accept\""),
+        &big,
+    );
     assert_eq!(v["verdict"], "accept", "{v}");
     assert!(
         v["edits"]

@@ -105,6 +105,9 @@ pub struct AuthReport {
     pub dmarc: MethodResult,
     /// Present when a DMARC record applied to the From domain.
     pub disposition: Option<DmarcDisposition>,
+    /// A DKIM signature's body hash could not be checked because the body was cut
+    /// at `server.max_message_size`: a DMARC failure may then be a pass we cannot see.
+    pub body_unverified: bool,
 }
 
 impl AuthReport {
@@ -318,6 +321,7 @@ mod tests {
             arc: MethodResult::new("arc", AuthResult::None),
             dmarc: MethodResult::new("dmarc", AuthResult::Pass).prop("header.from", "example.com"),
             disposition: None,
+            body_unverified: false,
         };
         let value = report.header_value("mx.test");
         for line in value.split('\n') {

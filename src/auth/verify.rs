@@ -115,6 +115,7 @@ impl Verifier {
                 (m, helo.to_owned())
             }
         };
+        let mut body_unverified = false;
         let dkim_results: Vec<MethodResult> = if dkim.is_empty() {
             vec![MethodResult::new("dkim", AuthResult::None).reason("no signatures")]
         } else {
@@ -125,6 +126,7 @@ impl Verifier {
                         DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch))
                             if !env.body_complete =>
                         {
+                            body_unverified = true;
                             MethodResult {
                                 result: AuthResult::Neutral,
                                 reason: Some(
@@ -196,6 +198,7 @@ impl Verifier {
             arc: arc_result,
             dmarc,
             disposition,
+            body_unverified,
         }
     }
 

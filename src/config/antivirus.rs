@@ -79,15 +79,8 @@ pub(super) fn check_antivirus(
     let on_oversize = c.value(
         raw.on_oversize,
         "antivirus.on_oversize",
-        OnOversize::Accept,
-        |t| match t {
-            "accept" => Ok(OnOversize::Accept),
-            "tempfail" => Ok(OnOversize::Tempfail),
-            "reject" => Ok(OnOversize::Reject),
-            other => Err(format!(
-                "{other:?} is not an action: use \"accept\" (delivered unscanned, with a header), \"tempfail\" or \"reject\""
-            )),
-        },
+        OnOversize::Tempfail,
+        parse_on_oversize,
     );
     let max_size_span = raw.max_size.as_ref().map(Spanned::span);
     let max_size = c.size(raw.max_size, "antivirus.max_size", 25 << 20, 1);
@@ -135,6 +128,19 @@ pub(super) fn check_antivirus(
             )),
         }),
         header: raw.header.unwrap_or(true),
+    }
+}
+
+/// `on_oversize` of `[antivirus]` and `[inbound]`: what a message we could not check
+/// whole gets.
+pub(super) fn parse_on_oversize(t: &str) -> Result<OnOversize, String> {
+    match t {
+        "accept" => Ok(OnOversize::Accept),
+        "tempfail" => Ok(OnOversize::Tempfail),
+        "reject" => Ok(OnOversize::Reject),
+        other => Err(format!(
+            "{other:?} is not an action: use \"tempfail\" (the default), \"reject\" or \"accept\" (delivered unchecked, tagged)"
+        )),
     }
 }
 

@@ -100,6 +100,9 @@ pub struct InboundConfig {
     pub skip_authenticated: bool,
     pub dmarc_enforce: bool,
     pub on_dns_error: OnDnsError,
+    /// A DMARC failure that the body beyond `server.max_message_size` might turn
+    /// into a pass (an aligned DKIM signature whose body hash could not be checked).
+    pub on_oversize: OnOversize,
     /// ARC sealers (domains) whose `arc=pass` overrides a DMARC failure: the
     /// mailing lists and forwarders the admin trusts to have checked the original.
     pub trusted_arc_sealers: Vec<String>,
@@ -204,10 +207,13 @@ pub enum OnScanError {
     Reject,
 }
 
-/// What happens to a message larger than `antivirus.max_size`.
+/// What happens to a message too large to check whole: over `antivirus.max_size`
+/// (or `server.max_message_size`) for the virus scan; for DMARC, a failure that a
+/// DKIM signature over the part not kept might have turned into a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnOversize {
-    /// Deliver unscanned with `X-Virus-Scanned: skipped (size)`.
+    /// Deliver unchecked, tagged (`X-Virus-Scanned: skipped (size)`; for DMARC the
+    /// Authentication-Results header says why).
     Accept,
     Tempfail,
     /// 552 5.3.4.

@@ -76,6 +76,7 @@ struct RawInbound {
     skip_authenticated: Option<bool>,
     dmarc_enforce: Option<bool>,
     on_dns_error: S<String>,
+    on_oversize: S<String>,
     trusted_arc_sealers: Option<Vec<Spanned<String>>>,
 }
 
@@ -375,6 +376,12 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
                     "{other:?} is not an action: use \"tempfail\" or \"accept\""
                 )),
             },
+        ),
+        on_oversize: c.value(
+            raw.on_oversize,
+            "inbound.on_oversize",
+            OnOversize::Tempfail,
+            super::antivirus::parse_on_oversize,
         ),
         trusted_arc_sealers: c.list(
             raw.trusted_arc_sealers.unwrap_or_default(),

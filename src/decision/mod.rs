@@ -104,12 +104,11 @@ impl Decision {
     /// A 451 4.7.1 tempfail: the safe answer when we could not decide.
     pub fn tempfail(reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        let reply = SmtpReply::new(
+        let reply = SmtpReply::fixed(
             451,
             "4.7.1",
-            &[format!("mailwarden: {reason}, try again later")],
-        )
-        .unwrap_or_else(|_| unreachable!("451 4.7.1 is a valid reply"));
+            format!("mailwarden: {reason}, try again later"),
+        );
         Decision {
             edits: Vec::new(),
             verdict: Verdict::Tempfail(reply),

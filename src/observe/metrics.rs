@@ -32,6 +32,12 @@ pub struct SkipLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OversizeLabels {
+    pub check: &'static str,
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
     pub method: &'static str,
     pub result: &'static str,
@@ -54,6 +60,8 @@ pub struct Metrics {
     pub rule_matches: Family<RuleLabels, Counter>,
     /// Verdicts of DMARC or the antivirus step that a rule lifted with `skip`.
     pub rule_skips: Family<SkipLabels, Counter>,
+    /// Messages a check could not see whole, by check and the configured action.
+    pub oversize: Family<OversizeLabels, Counter>,
     pub auth_results: Family<AuthLabels, Counter>,
     pub viruses: Counter,
     pub clamd_errors: Family<ClassLabels, Counter>,
@@ -80,6 +88,7 @@ impl Metrics {
             messages: Family::default(),
             rule_matches: Family::default(),
             rule_skips: Family::default(),
+            oversize: Family::default(),
             auth_results: Family::default(),
             viruses: Counter::default(),
             clamd_errors: Family::default(),
@@ -103,6 +112,11 @@ impl Metrics {
             "rule_skips",
             "DMARC or antivirus verdicts a rule lifted because it names the check in skip",
             m.rule_skips.clone(),
+        );
+        registry.register(
+            "oversize",
+            "Messages DMARC or the virus scan could not check whole, by check and the on_oversize action taken",
+            m.oversize.clone(),
         );
         registry.register(
             "auth_results",

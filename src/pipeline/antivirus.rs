@@ -62,6 +62,12 @@ impl Antivirus {
         if let Some(v) = step.verdict {
             s.enforce(Enforcer::Antivirus, v, None);
         }
+        if matches!(outcome, Outcome::Oversize { .. }) {
+            s.oversize.push((
+                "antivirus",
+                super::dmarc::on_oversize_name(self.config.on_oversize),
+            ));
+        }
         s.scan = Some(outcome);
     }
 }
@@ -114,7 +120,7 @@ async fn outcome_step(
             None => "mailwarden (ClamAV)".to_owned(),
         }
     };
-    let reply = |code, status, text| Verdict::Reject(fixed_reply(code, status, text));
+    let reply = |code, status, text| Verdict::Reject(SmtpReply::fixed(code, status, text));
     match outcome {
         Outcome::Clean => AvStep {
             verdict: None,
@@ -239,11 +245,5 @@ async fn outcome_step(
 }
 
 fn tempfail_reply(code: u16, status: &str, text: String) -> Verdict {
-    Verdict::Tempfail(fixed_reply(code, status, text))
-}
-
-/// A reply whose code and enhanced status are fixed in this file (so always valid).
-fn fixed_reply(code: u16, status: &str, text: String) -> SmtpReply {
-    SmtpReply::new(code, status, &[text])
-        .unwrap_or_else(|e| unreachable!("a fixed code is valid: {e}"))
+    Verdict::Tempfail(SmtpReply::fixed(code, status, text))
 }

@@ -1,13 +1,13 @@
 //! Stage: the DMARC decision. Adds our `Authentication-Results` header and applies
 //! the sender domain's policy (reject, or quarantine held until the final verdict),
 //! or ends the message with a tempfail when DNS trouble left a result open and
-//! `inbound.on_dns_error` says so. A message whose body was cut at
-//! `server.max_message_size` could not have its DKIM body hashes checked, so DMARC
-//! is reported but not enforced for it.
+//! `inbound.on_dns_error` says so. For a body cut at `server.max_message_size`
+//! DMARC is decided from what is known; only a failure that a DKIM signature over
+//! the missing part might have turned into a pass gets `inbound.on_oversize`.
 
 use super::state::{Flow, State};
 use crate::auth::{self, AuthReport, AuthResult, Policy};
-use crate::config::{Enforcer, InboundConfig, OnDnsError};
+use crate::config::{Enforcer, InboundConfig, OnDnsError, OnOversize};
 use crate::decision::{Decision, Edit, Verdict};
 use crate::reply::SmtpReply;
 
@@ -21,14 +21,12 @@ impl DmarcDecision {
         let Some(report) = &s.auth else {
             return Flow::Continue(());
         };
-        let truncated = s.tx.body_truncated();
-        let (verdict, quarantine) = match self.action(report, truncated) {
+        let (verdict, quarantine, undecided) = match self.action(report) {
             Ok(action) => action,
             Err(dns) => return Flow::Break(Decision::tempfail(format!("DNS failure: {dns}"))),
         };
         let header = report.header_value(&self.authserv_id);
         let note = dmarc_note(report);
-        let unenforced = truncated && report.dmarc.result == AuthResult::Fail;
         s.edits.push(Edit::InsertHeader {
             index: 0,
             name: auth::HEADER.to_owned(),
@@ -37,20 +35,22 @@ impl DmarcDecision {
         if let Some(why) = note {
             s.note(why);
         }
-        if unenforced {
-            s.note("DMARC not enforced: body longer than server.max_message_size");
+        if undecided {
+            let action = on_oversize_name(self.inbound.on_oversize);
+            s.note(format_args!(
+                "DMARC undecided: a DKIM signature covers body beyond server.max_message_size; inbound.on_oversize = {action}"
+            ));
+            s.oversize.push(("dmarc", action));
         }
         s.enforce(Enforcer::Dmarc, verdict, quarantine);
         Flow::Continue(())
     }
 
-    /// The verdict DMARC asks for, plus a quarantine edit; `Err` with the failure
-    /// when DNS trouble left the result open and `on_dns_error` says tempfail.
-    fn action(
-        &self,
-        report: &AuthReport,
-        body_truncated: bool,
-    ) -> Result<(Verdict, Option<Edit>), String> {
+    /// The verdict DMARC asks for, a quarantine edit, and whether the result was
+    /// left open by a body cut at `server.max_message_size` (then
+    /// `inbound.on_oversize` decides); `Err` with the failure when DNS trouble left
+    /// the result open and `on_dns_error` says tempfail.
+    fn action(&self, report: &AuthReport) -> Result<(Verdict, Option<Edit>, bool), String> {
         if let Some(failure) = report.dns_failure()
             && self.inbound.on_dns_error == OnDnsError::Tempfail
         {
@@ -59,11 +59,27 @@ impl DmarcDecision {
         let Some(disposition) = report
             .disposition
             .as_ref()
-            .filter(|_| self.inbound.dmarc_enforce && !body_truncated)
+            .filter(|_| self.inbound.dmarc_enforce)
         else {
-            return Ok((Verdict::Accept, None));
+            return Ok((Verdict::Accept, None, false));
         };
         let domain = report.dmarc.get("header.from").unwrap_or("the From domain");
+        // A failure that a signature over the part we did not keep might have made a
+        // pass: not ours to enforce, not ours to wave through either.
+        if disposition.applied != Policy::None
+            && report.dmarc.result == AuthResult::Fail
+            && report.body_unverified
+        {
+            let text = format!(
+                "mailwarden: message too large to check the DKIM signature DMARC of {domain} depends on"
+            );
+            let verdict = match self.inbound.on_oversize {
+                OnOversize::Accept => Verdict::Accept,
+                OnOversize::Tempfail => Verdict::Tempfail(SmtpReply::fixed(452, "4.3.4", &text)),
+                OnOversize::Reject => Verdict::Reject(SmtpReply::fixed(552, "5.3.4", &text)),
+            };
+            return Ok((verdict, None, true));
+        }
         match disposition.applied {
             Policy::Reject => {
                 let reply = SmtpReply::new(
@@ -79,7 +95,7 @@ impl DmarcDecision {
                     )],
                 )
                 .map_err(|e| e.to_string())?;
-                Ok((Verdict::Reject(reply), None))
+                Ok((Verdict::Reject(reply), None, false))
             }
             Policy::Quarantine => Ok((
                 Verdict::Accept,
@@ -88,9 +104,19 @@ impl DmarcDecision {
                         "DMARC policy of {domain} is quarantine and the message failed"
                     ),
                 }),
+                false,
             )),
-            Policy::None => Ok((Verdict::Accept, None)),
+            Policy::None => Ok((Verdict::Accept, None, false)),
         }
+    }
+}
+
+/// The configured word, for the decision line and the metric label.
+pub(super) fn on_oversize_name(action: OnOversize) -> &'static str {
+    match action {
+        OnOversize::Accept => "accept",
+        OnOversize::Tempfail => "tempfail",
+        OnOversize::Reject => "reject",
     }
 }
 

@@ -12,7 +12,7 @@ use crate::decision::{Decision, Verdict};
 use crate::direction::{Direction, Origin};
 use crate::observe::alerts::{Detector, Sample};
 use crate::observe::metrics::{
-    AuthLabels, ClassLabels, MessageLabels, RuleLabels, SkipLabels, metrics,
+    AuthLabels, ClassLabels, MessageLabels, OversizeLabels, RuleLabels, SkipLabels, metrics,
 };
 use crate::policy;
 use crate::scan::Outcome;
@@ -135,6 +135,11 @@ fn count(o: &Observation, decision: &Decision, took: Duration) {
                 .inc();
         }
         _ => {}
+    }
+    for (check, action) in &o.oversize {
+        m.oversize
+            .get_or_create(&OversizeLabels { check, action })
+            .inc();
     }
     for (rule, check) in &o.skipped {
         m.rule_skips

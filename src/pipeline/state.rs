@@ -36,6 +36,9 @@ pub struct Observation {
     pub policy: Option<Evaluation>,
     /// Verdicts of a check that a rule lifted with `skip`: (rule, check).
     pub skipped: Vec<(String, Enforcer)>,
+    /// Checks that could not see the whole message, and the configured action
+    /// taken: (`dmarc` or `antivirus`, `tempfail`/`reject`/`accept`).
+    pub oversize: Vec<(&'static str, &'static str)>,
     pub timings: Timings,
 }
 
@@ -64,6 +67,7 @@ pub(super) struct State<'t> {
     /// lifts one only by naming its check in `skip`.
     pub refused: Vec<(Enforcer, Verdict)>,
     pub skipped: Vec<(String, Enforcer)>,
+    pub oversize: Vec<(&'static str, &'static str)>,
     pub reason: String,
     pub auth: Option<AuthReport>,
     pub scan: Option<Outcome>,
@@ -83,6 +87,7 @@ impl<'t> State<'t> {
             verdict: Verdict::Accept,
             refused: Vec::new(),
             skipped: Vec::new(),
+            oversize: Vec::new(),
             auth: None,
             scan: None,
             policy: None,
@@ -125,6 +130,7 @@ impl<'t> State<'t> {
                 scan: self.scan,
                 policy: self.policy,
                 skipped: self.skipped,
+                oversize: self.oversize,
                 timings: self.timings,
             },
             decision,
