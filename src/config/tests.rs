@@ -276,7 +276,7 @@ fn antivirus_defaults_and_errors() {
         (
             OnInfected::Reject,
             OnScanError::Tempfail,
-            OnOversize::Accept,
+            OnOversize::Tempfail,
             ScanMode::Message
         )
     );
