@@ -141,6 +141,37 @@ Authentication-Results: (sneaky) mx.harness.test 1; dkim=pass\r\n"
     );
 }
 
+/// Defect 4 of the hardening review: these forgeries in our name survived. Each is
+/// removed now, however it spells our id; a foreign header stays.
+#[test]
+fn forged_results_in_every_spelling_of_our_id_are_removed() {
+    let Some((_dir, _knot, mw, postfix)) = auth_stack("mw-pf-forged-spelling", "") else {
+        return;
+    };
+    let signed = std::fs::read(fixture("fixtures/auth/messages/signed-dual.eml")).unwrap();
+    let mut message = Vec::new();
+    for forged in [
+        &b"=?us-ascii?q?mx.harness.test?=; dmarc=pass"[..],
+        b"mx.harness.test.; dmarc=pass",
+        b"mx.harness.test\xa0; dmarc=pass",
+        b"\"mx\\.harness\\.test\"; dmarc=pass",
+        b"(unbalanced mx.harness.test; dmarc=pass",
+    ] {
+        message.extend_from_slice(b"Authentication-Results: ");
+        message.extend_from_slice(forged);
+        message.extend_from_slice(b"\r\n");
+    }
+    message.extend_from_slice(b"Authentication-Results: relay.other.example; spf=pass\r\n");
+    message.extend_from_slice(&signed);
+    let out = postfix.send_as(SENDER_MX, "alice@sender.test", &message);
+    assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    let delivered = postfix.wait_delivered("<dual@sender.test>");
+    let all = delivered.header_all("Authentication-Results");
+    assert_eq!(all.len(), 2, "forged headers survived: {all:#?}");
+    assert!(all[0].starts_with("mx.harness.test;"), "{all:#?}");
+    assert!(all[1].starts_with("relay.other.example;"), "{all:#?}");
+}
+
 #[test]
 fn internal_mail_is_not_checked() {
     let Some((_dir, _knot, mw, postfix)) = auth_stack("mw-pf-internal", "") else {

@@ -6,16 +6,16 @@
 mod cache;
 pub mod dmarc;
 mod dns;
+mod forged;
 pub mod results;
 mod spf;
 mod verify;
 
 use crate::config::{DnsConfig, InboundConfig};
-use crate::decision::Edit;
-use crate::transaction::Transaction;
 
 pub use dmarc::Policy;
-pub use results::{AuthReport, AuthResult, authserv_id_of};
+pub use forged::remove_forged;
+pub use results::{AuthReport, AuthResult};
 pub use verify::Envelope;
 
 pub(crate) use dns::authenticator;
@@ -70,28 +70,6 @@ impl Verifier {
     }
 }
 
-/// Edits that delete every `Authentication-Results` header claiming `authserv_id`
-/// (in any letter case): nobody outside can hand us a verdict in our name. The
-/// highest occurrence goes first, so each index still points at the header it
-/// meant whatever way the MTA counts after a deletion.
-pub fn remove_forged(tx: &Transaction, authserv_id: &str) -> Vec<Edit> {
-    let mut edits: Vec<Edit> = tx
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(HEADER))
-        .zip(1u32..)
-        .filter(|(h, _)| {
-            authserv_id_of(&h.value).is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
-        })
-        .map(|(_, occurrence)| Edit::DeleteHeader {
-            name: HEADER.to_owned(),
-            occurrence,
-        })
-        .collect();
-    edits.reverse();
-    edits
-}
-
 /// The first eight characters of the base64 form of a signature (RFC 6008's
 /// `header.b`), enough to tell two signatures of one domain apart.
 pub(crate) fn base64_prefix(bytes: &[u8]) -> String {
@@ -116,7 +94,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::transaction::HeaderField;
+    use crate::decision::Edit;
+    use crate::transaction::{HeaderField, Transaction};
 
     #[test]
     fn forged_headers_with_our_id_are_removed_highest_first() {

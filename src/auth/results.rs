@@ -234,55 +234,10 @@ fn pvalue(value: &str) -> String {
     out
 }
 
-/// The authserv-id an `Authentication-Results` value claims: the first word after
-/// any comments, without the optional version number.
-pub fn authserv_id_of(value: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(value);
-    let mut chars = text.chars().peekable();
-    let mut depth = 0u32;
-    let mut id = String::new();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if depth > 0 => {
-                chars.next();
-            }
-            '(' => depth += 1,
-            ')' if depth > 0 => depth -= 1,
-            _ if depth > 0 => {}
-            c if c.is_whitespace() => {
-                if !id.is_empty() {
-                    break;
-                }
-            }
-            ';' => break,
-            c => id.push(c),
-        }
-    }
-    let id = id.trim_matches('"').to_owned();
-    (!id.is_empty()).then_some(id)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn authserv_id_is_read_past_comments_and_versions() {
-        assert_eq!(
-            authserv_id_of(b" mx.example.com; spf=pass").as_deref(),
-            Some("mx.example.com")
-        );
-        assert_eq!(
-            authserv_id_of(b" (forged) MX.Example.COM 1; dkim=pass").as_deref(),
-            Some("MX.Example.COM")
-        );
-        assert_eq!(
-            authserv_id_of(b"\n\t(a (nested \\) one))mx.example.com;").as_deref(),
-            Some("mx.example.com")
-        );
-        assert_eq!(authserv_id_of(b" ; none"), None);
-        assert_eq!(authserv_id_of(b""), None);
-    }
 
     #[test]
     fn values_are_quoted_when_they_are_not_tokens_or_addresses() {
