@@ -174,7 +174,10 @@ fn decode_encoded_words(value: &[u8]) -> Vec<u8> {
 }
 
 fn encoded_word(word: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let ascii = word.iter().position(|b| !b.is_ascii()).unwrap_or(word.len());
+    let ascii = word
+        .iter()
+        .position(|b| !b.is_ascii())
+        .unwrap_or(word.len());
     let text = std::str::from_utf8(&word[..ascii]).ok()?;
     let mut parts = text[2..].splitn(3, '?');
     let _charset = parts.next()?;
@@ -262,7 +265,11 @@ mod tests {
             b" (unbalanced mx.harness.test; dmarc=pass",
             b" (x)) mx.harness.test; dmarc=pass",
         ] {
-            assert!(claims(forged, OURS), "{:?}", String::from_utf8_lossy(forged));
+            assert!(
+                claims(forged, OURS),
+                "{:?}",
+                String::from_utf8_lossy(forged)
+            );
         }
         for foreign in [
             &b" mx.other.test; spf=pass (mx.harness.test said so)"[..],
@@ -270,7 +277,11 @@ mod tests {
             b" (unbalanced other.test; spf=pass",
             b" mx.harness.testing; spf=pass",
         ] {
-            assert!(!claims(foreign, OURS), "{:?}", String::from_utf8_lossy(foreign));
+            assert!(
+                !claims(foreign, OURS),
+                "{:?}",
+                String::from_utf8_lossy(foreign)
+            );
         }
     }
 }

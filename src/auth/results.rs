@@ -234,7 +234,6 @@ fn pvalue(value: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

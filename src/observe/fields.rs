@@ -1,17 +1,18 @@
-//! The fields of a text log line, written byte for byte as tracing-subscriber's
-//! `DefaultFields` writes them without colours (a test holds the two together),
-//! but without the `core::fmt` and colour plumbing it spends on every field name
-//! and `=` sign. That plumbing was about 40% of the decision line, and the line a
-//! quarter of the instructions the daemon spends on an accepted message. The
-//! message field and errors still go through tracing-subscriber's own visitor,
-//! which also escapes terminal control sequences in the message. Used only when
-//! the log has no ANSI colours.
+//! The fields of a text log line, written as tracing-subscriber's `DefaultFields`
+//! writes them without colours (a test holds the two together), but without the
+//! `core::fmt` and colour plumbing it spends on every field name and `=` sign (about
+//! 40% of the decision line), and with one difference that matters: no control
+//! character reaches the log raw. Text from the mail (a recipient, a reason, an
+//! error from clamd) may hold a line break, and a line break in a log line forges
+//! the next line; every control character in a message, an error or a value is
+//! written escaped (`\n`, `\r`, `\t`, `\u{1b}`). Used when the log has no ANSI
+//! colours.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
+use tracing_subscriber::fmt::format::Writer;
 
 pub struct LineFields;
 
@@ -42,6 +43,27 @@ fn debug_is_plain(value: &str) -> bool {
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// A writer that escapes every control character (C0, DEL, C1) on its way through.
+struct EscapeControls<'a, W: fmt::Write + ?Sized>(&'a mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for EscapeControls<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !s.chars().any(char::is_control) {
+            return self.0.write_str(s);
+        }
+        for c in s.chars() {
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c if c.is_control() => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+                c => self.0.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl LineVisitor<'_> {
     /// Fields `DefaultVisitor` leaves out: `log.` metadata of events from the `log`
     /// crate, already shown in the line's own columns.
@@ -49,12 +71,15 @@ impl LineVisitor<'_> {
         self.result.is_err() || field.name().starts_with("log.")
     }
 
-    /// Hands one field to tracing-subscriber's visitor.
-    fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
-        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
-        record(&mut visitor);
-        self.result = visitor.finish();
+    /// The message: no name, its text as written, control characters escaped.
+    fn message(&mut self, value: &dyn fmt::Debug) {
+        let written = if self.is_empty {
+            Ok(())
+        } else {
+            self.writer.write_char(' ')
+        };
         self.is_empty = false;
+        self.result = written.and_then(|()| write!(EscapeControls(&mut self.writer), "{value:?}"));
     }
 
     /// The separating space, the name (without a raw identifier's `r#`) and `=`.
@@ -77,7 +102,7 @@ impl Visit for LineVisitor<'_> {
             return;
         }
         if field.name() == "message" {
-            return self.delegate(|v| v.record_str(field, value));
+            return self.message(&format_args!("{value}"));
         }
         let written = self.name(field).and_then(|()| {
             if debug_is_plain(value) {
@@ -95,7 +120,27 @@ impl Visit for LineVisitor<'_> {
         if self.skipped(field) {
             return;
         }
-        self.delegate(|v| v.record_error(field, value));
+        let written = self.name(field).and_then(|()| {
+            write!(EscapeControls(&mut self.writer), "{value}")?;
+            let mut source = value.source();
+            if source.is_some() {
+                write!(self.writer, " {}.sources=[", field.name())?;
+            }
+            let mut first = true;
+            while let Some(s) = source {
+                if !first {
+                    self.writer.write_str(", ")?;
+                }
+                first = false;
+                write!(EscapeControls(&mut self.writer), "{s}")?;
+                source = s.source();
+            }
+            if !first {
+                self.writer.write_char(']')?;
+            }
+            Ok(())
+        });
+        self.result = written;
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -103,11 +148,11 @@ impl Visit for LineVisitor<'_> {
             return;
         }
         if field.name() == "message" {
-            return self.delegate(|v| v.record_debug(field, value));
+            return self.message(value);
         }
         let written = self
             .name(field)
-            .and_then(|()| write!(self.writer, "{value:?}"));
+            .and_then(|()| write!(EscapeControls(&mut self.writer), "{value:?}"));
         self.result = written;
     }
 }
@@ -156,17 +201,18 @@ mod tests {
     }
 
     #[derive(Debug)]
-    struct Failure;
+    struct Failure(&'static str);
 
     impl fmt::Display for Failure {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("it \"failed\"\nbadly")
+            f.write_str(self.0)
         }
     }
 
     impl std::error::Error for Failure {}
 
-    /// Every kind of field and value the daemon logs, and the awkward ones.
+    /// Every kind of field and value the daemon logs, and the awkward ones that
+    /// hold no control character.
     fn events() {
         info!("message decided");
         info!(
@@ -179,15 +225,12 @@ mod tests {
             rcpt = %"a@example.net,b@example.net",
             size = 4779usize,
             verdict = "accept",
-            reason = %"line one\nline two; rule x",
+            reason = "one; rule x",
             duration_ms = 65.41516f64,
             "message decided"
         );
         info!(
-            helo = "tab\there",
             name = "Ünïcödé ☃",
-            bell = "\u{7}\u{1b}[31m",
-            delete = "\u{7f}",
             zero_width = "a\u{200b}b",
             combining = "e\u{301}",
             negative = -12i64,
@@ -199,16 +242,44 @@ mod tests {
         info!(r#type = "raw", "raw identifier");
         info!(log.target = "metadata", other = "kept", "a log field");
         warn!(
-            error = &Failure as &(dyn std::error::Error + 'static),
+            error = &Failure("it \"failed\" badly") as &(dyn std::error::Error + 'static),
             "with an error"
         );
-        info!("a message with {} and \u{1b}[31m escape", "args");
+        info!("a message with {} in it", "args");
         info!(first = "no message at all");
         info!(message = "an explicit message field", after = 1);
-        info!(debug = ?Some("x\"y"), bytes = ?b"\x00ab", "debug values");
+        info!(debug = ?Some("x\"y"), bytes = ?b"ab", "debug values");
+    }
+
+    /// What a client can put in the fields: line breaks, a forged second decision
+    /// line, terminal escapes, DEL, C1 controls; in values of every kind, in the
+    /// message and in an error.
+    fn hostile_events() {
+        let forged = "bob@dest.test\n2026-12-03T00:00:00Z  INFO message decided verdict=\"accept\"";
+        info!(
+            rcpt = %forged,
+            client_name = %"evil\r\nname",
+            helo = "tab\there\u{7}\u{1b}[31m\u{7f}\u{85}",
+            reason = forged,
+            debug = ?"x\ny",
+            "message decided"
+        );
+        info!("a message that says {}", forged);
+        warn!(
+            error = &Failure("clamd said\nINSTREAM size limit exceeded\r\n")
+                as &(dyn std::error::Error + 'static),
+            "scan failed"
+        );
     }
 
     fn output<N>(fields: N) -> String
+    where
+        N: for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
+    {
+        output_of(fields, events)
+    }
+
+    fn output_of<N>(fields: N, events: fn()) -> String
     where
         N: for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
     {
@@ -249,5 +320,28 @@ mod tests {
         );
         assert!(ours.contains("type=\"raw\""), "{ours}");
         assert!(!ours.contains("metadata"), "{ours}");
+    }
+
+    /// Defect 7 of the hardening review: a line break in a recipient forged a
+    /// second decision line. Every event is one line, with no control character.
+    #[test]
+    fn no_control_character_reaches_the_log_raw() {
+        let ours = output_of(LineFields, hostile_events);
+        assert_eq!(ours.lines().count(), 3, "{ours}");
+        let decisions = ours
+            .lines()
+            .filter(|l| l.trim_start().starts_with("INFO message decided"))
+            .count();
+        assert_eq!(decisions, 1, "{ours}");
+        for line in ours.lines() {
+            assert!(!line.chars().any(char::is_control), "{line}");
+        }
+        assert!(ours.contains(r"rcpt=bob@dest.test\n2026-12-03"), "{ours}");
+        assert!(ours.contains(r#"reason="bob@dest.test\n2026"#), "{ours}");
+        assert!(ours.contains(r"client_name=evil\r\nname"), "{ours}");
+        assert!(
+            ours.contains(r"clamd said\nINSTREAM size limit exceeded\r\n"),
+            "{ours}"
+        );
     }
 }

@@ -64,7 +64,7 @@ fn log_line(tx: &Transaction, decision: &Decision, o: Option<&Observation>, took
         auth = auth.as_deref().unwrap_or("-"),
         scan = scan.as_deref().unwrap_or("-"),
         rule = rule.as_deref().unwrap_or("-"),
-        reason = %decision.reason,
+        reason = decision.reason.as_str(),
         duration_ms = took.as_secs_f64() * 1000.0,
         "message decided"
     );
