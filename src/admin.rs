@@ -27,18 +27,12 @@ pub struct Admin {
 }
 
 /// Reads a token file: one token per line, blank lines and `#` comments skipped.
-/// A file other users can read, or one with no token, is refused.
+/// A file other users can read or anyone but its owner change, or one with no
+/// token, is refused.
 pub fn read_tokens(path: &Path) -> Result<Vec<Vec<u8>>, String> {
-    use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("admin.token_file {shown}: {e}"))?;
-    if meta.permissions().mode() & 0o004 != 0 {
-        return Err(format!(
-            "admin.token_file {shown}: readable by every user; chmod 600 (or 640 with a group)"
-        ));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("admin.token_file {shown}: {e}"))?;
+    let bytes = crate::secret::read(path).map_err(|e| format!("admin.token_file {e}"))?;
+    let text = String::from_utf8_lossy(&bytes);
     let tokens: Vec<Vec<u8>> = text
         .lines()
         .map(str::trim)

@@ -50,6 +50,9 @@ fn service(
     running: Option<(&Config, &Service<Pipeline>)>,
 ) -> Result<Arc<Service<Pipeline>>, String> {
     let pipeline = Pipeline::from_config(config).map_err(|e| e.to_string())?;
+    if let Some(alerts) = &config.alerts {
+        observe::alerts::check(alerts)?;
+    }
     let detector = match running {
         Some((old, service)) if old.alerts == config.alerts => service.filter.detector().cloned(),
         _ => config.alerts.as_ref().map(observe::alerts::start),

@@ -24,13 +24,14 @@
 //!     │
 //!  milter  tls  reply                wire protocol, TLS material, SMTP replies
 //!     │
-//!  net  shutdown  panic_guard  systemd
+//!  net  secret  shutdown  panic_guard  systemd
 //! ```
 //!
 //! - `net`: listen addresses, binding sockets, one stream over TCP and UNIX sockets.
 //! - `milter`: the protocol's codec, commands, responses, negotiation, MTA-side client.
 //! - `reply`: SMTP replies that Postfix accepts by construction.
-//! - `tls`: certificates, trust stores and server configs from PEM files.
+//! - `tls`: certificates, trust stores and server configs from PEM files; `secret`:
+//!   secret files whose mode lets only their owner change them, nobody else read.
 //! - `config`: TOML into a checked `Config`, errors with file:line; reload rules.
 //! - `observe`: the batched log writer, the metrics registry, anomaly alerts.
 //! - `transaction`: one SMTP transaction as received; `decision`: edits and verdict,
@@ -62,6 +63,7 @@ mod pipeline;
 mod policy;
 mod reply;
 mod scan;
+mod secret;
 mod session;
 mod shutdown;
 mod sign;
@@ -73,6 +75,7 @@ pub use admin::{read_tokens, tls_config};
 pub use daemon::{ServeOptions, serve};
 pub use explain::ScanInput;
 pub use net::{ListenAddr, Stream};
+pub use observe::alerts::check as check_alerts;
 pub use pipeline::Pipeline;
 pub use scan::Scanner;
 pub use sign::{dnscheck, genkey};

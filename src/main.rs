@@ -213,6 +213,12 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
         eprintln!("mailwarden: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(alerts) = &c.alerts
+        && let Err(e) = mailwarden::check_alerts(alerts)
+    {
+        eprintln!("mailwarden: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(admin) = &c.admin
         && let Err(e) = mailwarden::read_tokens(&admin.token_file)
             .and_then(|_| mailwarden::tls_config(admin).map_err(|e| e.to_string()))

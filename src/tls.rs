@@ -45,7 +45,8 @@ pub fn server_config(
     client_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = pem_certificates(cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| at(key_file, e))?;
+    let pem = crate::secret::read(key_file).map_err(|e| TlsError(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| at(key_file, e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

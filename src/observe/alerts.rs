@@ -95,6 +95,21 @@ struct State {
     dmarc: Window,
 }
 
+/// Checks what the sinks read from files before any alert needs them: the webhook's
+/// token file (a secret: see `secret`) and its CA file. `serve`, a reload and
+/// `check-config` refuse a configuration that fails here.
+pub fn check(config: &AlertsConfig) -> Result<(), String> {
+    if let Some(hook) = &config.webhook {
+        if let Some(token) = &hook.token_file {
+            crate::secret::check(token).map_err(|e| format!("alerts.webhook_token_file {e}"))?;
+        }
+        if let Some(ca) = &hook.ca_file {
+            crate::tls::root_store(ca).map_err(|e| format!("alerts.webhook_ca {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Starts a detector for `config` and the task that delivers its alerts. The
 /// running service owns it: a reload that changes `[alerts]` starts a new one (with
 /// fresh baselines), one that does not keeps it. The delivery task ends when the
@@ -354,8 +369,7 @@ async fn post_webhook(hook: &WebhookSink, alert: &Alert) -> Result<(), String> {
         .with_no_client_auth();
     let name = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
     let token = match &hook.token_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| format!("{}: {e}", f.display()))?
+        Some(f) => String::from_utf8_lossy(&crate::secret::read(f).map_err(|e| e.to_string())?)
             .trim()
             .to_owned(),
         None => String::new(),

@@ -2,7 +2,6 @@
 //! the way an admin needs: unreadable, malformed, too small, the wrong kind for the
 //! configured algorithm, or readable by other users is an error naming the file.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
@@ -40,17 +39,8 @@ impl LoadedKey {
 
 /// Reads and checks a key file. Errors start with the file name.
 pub fn load(path: &Path) -> Result<LoadedKey, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o006 != 0 {
-        return Err(format!(
-            "{shown}: the private key is accessible to every user (mode {:04o}); chmod 600 (or 640 with a mailwarden group)",
-            mode & 0o7777
-        ));
-    }
-    let pem = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
-    parse(&pem).map_err(|e| format!("{shown}: {e}"))
+    let pem = crate::secret::read(path).map_err(|e| e.to_string())?;
+    parse(&pem).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parses PEM text into a signing key.
@@ -204,10 +194,7 @@ mod tests {
         std::fs::copy(fixture("sender.test.rsa2048.pem"), &path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(&path).err().unwrap();
-        assert!(
-            err.contains("accessible to every user (mode 0644)"),
-            "{err}"
-        );
+        assert!(err.contains("readable by every user (mode 0644)"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(load(&path).is_ok());
         let missing = load(&dir.path().join("nope.pem")).err().unwrap();
