@@ -441,3 +441,53 @@ fn an_accept_rule_delivers_neither_a_virus_nor_an_unscanned_message() {
         "nothing from the partner was delivered"
     );
 }
+
+/// Defect 3 of the hardening review: with `scan = "attachments"` an attachment was
+/// missed when its base64 held junk characters, when the closing boundary never
+/// came, or when the boundary parameter appeared twice. Each is refused now.
+#[test]
+fn attachments_a_client_would_show_are_scanned_however_malformed() {
+    use common::scenario::{Components, Scenario};
+    if !have_everything() {
+        return;
+    }
+    let with = Components {
+        knot: false,
+        clamd: true,
+    };
+    let Some(stack) = Scenario::new("antivirus_attachments").start(with) else {
+        return;
+    };
+    let encoded = b64(&eicar()).replace("\r\n", "");
+    let junk: String = encoded.chars().flat_map(|c| [c, '!']).collect();
+    let part = |body: &str| {
+        format!(
+            "Content-Type: application/octet-stream; name=\"tool.com\"\r\n\
+             Content-Disposition: attachment; filename=\"tool.com\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{body}"
+        )
+    };
+    let message = |id: &str, content_type: &str, body: &str, close: bool| {
+        format!(
+            "From: alice@sender.test\r\nTo: bob@dest.test\r\nSubject: {id}\r\n\
+             Message-ID: <{id}@sender.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: {content_type}\r\n\r\n\
+             --outer\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+             --outer\r\n{}\r\n{}",
+            part(body),
+            if close { "--outer--\r\n" } else { "" }
+        )
+        .into_bytes()
+    };
+    let one = "multipart/mixed; boundary=\"outer\"";
+    let twice = "multipart/mixed; boundary=\"decoy\"; boundary=\"outer\"";
+    for (case, m) in [
+        ("junk", message("av-junk", one, &junk, true)),
+        ("unclosed", message("av-unclosed", one, &encoded, false)),
+        ("boundary-twice", message("av-twice", twice, &encoded, true)),
+    ] {
+        let out = stack.postfix.send(&m);
+        assert_eq!(out.last.code, 554, "{case}: {out:?}\n{}", stack.mw.log());
+        assert!(out.last.text.contains("virus"), "{case}: {out:?}");
+    }
+}

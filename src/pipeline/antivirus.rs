@@ -88,7 +88,11 @@ async fn scan_message(
     if av.mode == ScanMode::Attachments
         && let Some(parsed) = crate::content::parse(message)
     {
-        let parts = crate::content::leaf_parts(&parsed);
+        let scan = crate::content::scan_parts(&parsed);
+        let mut parts = scan.parts;
+        if scan.whole_too {
+            parts.push(("the whole message".to_owned(), message.into()));
+        }
         if !parts.is_empty() {
             return scanner.scan(size, Streams::Parts(parts)).await;
         }

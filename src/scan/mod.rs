@@ -105,7 +105,7 @@ pub enum Outcome {
 /// What is sent to clamd: one stream, or several named ones.
 pub enum Streams<'a> {
     Whole(&'a [u8]),
-    Parts(Vec<(String, &'a [u8])>),
+    Parts(Vec<(String, std::borrow::Cow<'a, [u8]>)>),
 }
 
 /// How long a known engine version is shown before it is asked again.
@@ -172,12 +172,12 @@ impl Scanner {
             }
         };
         let parts = match streams {
-            Streams::Whole(data) => vec![(None, data)],
+            Streams::Whole(data) => vec![(None, std::borrow::Cow::Borrowed(data))],
             Streams::Parts(parts) => parts.into_iter().map(|(n, d)| (Some(n), d)).collect(),
         };
         let mut found = Vec::new();
         for (file, data) in parts {
-            match self.instream(deadline, data).await {
+            match self.instream(deadline, &data).await {
                 Ok(Reply::Clean) => {}
                 Ok(Reply::Found(names)) => found.extend(names.into_iter().map(|signature| Found {
                     signature,
