@@ -415,3 +415,38 @@ fn a_body_the_rules_rebuilt_is_what_gets_signed() {
     );
     assert_two_signatures_verify(&delivered.raw, s.knot.port);
 }
+
+/// Defect 10 of the hardening review: an authenticated account could get mail
+/// signed for any domain we hold a key for. With `[[signing.senders]]` it may use
+/// only its own From addresses; another is delivered unsigned, or refused with
+/// `on_unauthorized = "reject"` (scenario `tests/scenarios/signing_senders`).
+#[test]
+fn an_account_gets_only_its_own_from_addresses_signed() {
+    use common::scenario::{Components, Scenario};
+    let scenario = Scenario::new("signing_senders");
+    let Some(stack) = scenario.start_prepared(Components::default(), |dir| {
+        let keys = dir.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        genkey(&keys, "app.test", "s1", "rsa-sha256");
+        genkey(&keys, "bank.test", "s1", "rsa-sha256");
+    }) else {
+        return;
+    };
+    stack.play("own");
+    stack.play("allowed-address");
+    stack.play("spoof");
+
+    let reject = scenario.config_file("mailwarden-reject.toml", &stack.vars);
+    std::fs::write(&stack.mw.config_path, reject).unwrap();
+    stack.mw.signal("HUP");
+    assert!(
+        stack.mw.wait_for_log(
+            "configuration reloaded",
+            1,
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        stack.mw.log()
+    );
+    stack.play("spoof-refused");
+}

@@ -163,6 +163,63 @@ pub struct SigningKeyConfig {
 pub struct SigningConfig {
     pub keys: Vec<SigningKeyConfig>,
     pub on_error: OnSignError,
+    /// Who may have mail signed for which From addresses (`[[signing.senders]]`).
+    /// Empty: every outbound sender may use every key.
+    pub senders: Vec<SenderBinding>,
+    pub on_unauthorized: OnUnauthorized,
+}
+
+/// One `[[signing.senders]]` entry: a sender identity and the From addresses it
+/// may send as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderBinding {
+    pub who: SenderId,
+    pub from: Vec<FromPattern>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SenderId {
+    /// The SASL login (`{auth_authen}`), exactly.
+    User(String),
+    /// A client in this network (a trusted network's host).
+    Network(IpNet),
+    /// Postfix's sendmail/pickup path.
+    Local,
+}
+
+/// A From address a sender may use, as written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromPattern {
+    /// `example.com`: any address at that domain.
+    Domain(String),
+    /// `*.example.com`: any address at a subdomain of it (not the domain itself).
+    Subdomains(String),
+    /// `noreply@example.com`: that address only.
+    Address(String),
+}
+
+impl FromPattern {
+    /// `address` is lower case.
+    pub fn allows(&self, address: &str) -> bool {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let domain = domain.trim_end_matches('.');
+        match self {
+            FromPattern::Domain(d) => domain == d,
+            FromPattern::Subdomains(d) => domain
+                .strip_suffix(d.as_str())
+                .is_some_and(|p| p.ends_with('.')),
+            FromPattern::Address(a) => address == a,
+        }
+    }
+}
+
+/// What happens to outbound mail whose sender may not use its From address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnauthorized {
+    /// Delivered without our signature (receivers see it unsigned), logged.
+    Unsigned,
+    /// 550 5.7.1.
+    Reject,
 }
 
 /// Where clamd listens.

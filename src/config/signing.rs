@@ -9,7 +9,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::check::Checker;
-use super::model::{Canonicalization, KeyAlgorithm, OnSignError, SigningConfig, SigningKeyConfig};
+use ipnet::IpNet;
+
+use super::model::{
+    Canonicalization, FromPattern, KeyAlgorithm, OnSignError, OnUnauthorized, SenderBinding,
+    SenderId, SigningConfig, SigningKeyConfig,
+};
 use super::parse::{S, parse_domain};
 use super::units::parse_duration;
 
@@ -38,6 +43,17 @@ pub const DEFAULT_HEADERS: &[&str] = &[
 pub(super) struct RawSigning {
     keys: Option<Vec<Spanned<RawKey>>>,
     on_error: S<String>,
+    senders: Option<Vec<Spanned<RawSender>>>,
+    on_unauthorized: S<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSender {
+    user: S<String>,
+    network: S<String>,
+    local: Option<bool>,
+    from: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -154,7 +170,99 @@ pub(super) fn check_signing(
             canonicalization,
         });
     }
-    SigningConfig { keys, on_error }
+    let on_unauthorized = c.value(
+        raw.on_unauthorized,
+        "signing.on_unauthorized",
+        OnUnauthorized::Unsigned,
+        |t| match t {
+            "unsigned" => Ok(OnUnauthorized::Unsigned),
+            "reject" => Ok(OnUnauthorized::Reject),
+            other => Err(format!(
+                "{other:?} is not an action: use \"unsigned\" (deliver without our signature, logged) or \"reject\""
+            )),
+        },
+    );
+    let senders = raw
+        .senders
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| check_sender(c, i, s))
+        .collect();
+    SigningConfig {
+        keys,
+        on_error,
+        senders,
+        on_unauthorized,
+    }
+}
+
+/// One `[[signing.senders]]` entry: exactly one of `user`, `network`, `local`, and
+/// a non-empty `from`.
+fn check_sender(c: &mut Checker<'_>, i: usize, raw: Spanned<RawSender>) -> Option<SenderBinding> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let key = |field: &str| format!("signing.senders[{i}].{field}");
+    let given = [
+        raw.user.is_some(),
+        raw.network.is_some(),
+        raw.local == Some(true),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        c.error(
+            Some(span.clone()),
+            &key("user"),
+            "give exactly one of user (SASL login), network or local = true",
+        );
+        return None;
+    }
+    let who = if let Some(user) = raw.user {
+        let name = c.value(Some(user), &key("user"), String::new(), |t| {
+            if t.is_empty() || t.chars().any(char::is_control) {
+                Err(format!("{t:?} is not a login name"))
+            } else {
+                Ok(t.to_owned())
+            }
+        });
+        SenderId::User(name)
+    } else if let Some(net) = raw.network {
+        let fallback = IpNet::from(std::net::IpAddr::from([0u8, 0, 0, 0]));
+        let net = c.value(Some(net), &key("network"), None, |t| {
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map(Some)
+                .map_err(|_| format!("{t:?} is not an IP address or network"))
+        });
+        SenderId::Network(net.unwrap_or(fallback))
+    } else {
+        SenderId::Local
+    };
+    let from = raw.from.unwrap_or_default();
+    if from.is_empty() {
+        c.error(
+            Some(span),
+            &key("from"),
+            "is required: the From domains (example.com, *.example.com) or addresses this sender may use",
+        );
+        return None;
+    }
+    let from = c.list(from, &key("from"), parse_from_pattern);
+    Some(SenderBinding { who, from })
+}
+
+fn parse_from_pattern(t: &str) -> Result<FromPattern, String> {
+    let t = t.trim().to_ascii_lowercase();
+    if let Some((local, domain)) = t.split_once('@') {
+        if local.is_empty() || local.contains(char::is_whitespace) {
+            return Err(format!("{t:?} is not an address"));
+        }
+        let domain = parse_domain(domain)?;
+        return Ok(FromPattern::Address(format!("{local}@{domain}")));
+    }
+    match t.strip_prefix("*.") {
+        Some(parent) => parse_domain(parent).map(FromPattern::Subdomains),
+        None => parse_domain(&t).map(FromPattern::Domain),
+    }
 }
 
 /// A selector: one or more DNS labels.

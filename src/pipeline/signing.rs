@@ -10,15 +10,28 @@ use tracing::warn;
 
 use super::BuildError;
 use super::state::{Flow, State};
-use crate::config::{Config, OnSignError};
-use crate::decision::{Decision, Edit, edited_headers};
-use crate::direction::Direction;
-use crate::sign::{self, Signed, Signer};
+use crate::config::{Config, OnSignError, OnUnauthorized, SenderBinding};
+use crate::decision::{Decision, Edit, Verdict, edited_headers};
+use crate::direction::{Direction, Origin};
+use crate::reply::SmtpReply;
+use crate::sign::{self, Signed, Signer, senders};
 use crate::transaction::{Transaction, header_block};
 
 pub(super) struct Signing {
     pub signer: Arc<Signer>,
     pub on_error: OnSignError,
+    pub senders: Vec<SenderBinding>,
+    pub on_unauthorized: OnUnauthorized,
+}
+
+/// What signing came to.
+enum Signature {
+    /// The signatures to insert (none when no key is for the From domain), and a note.
+    Made(Vec<Edit>, String),
+    /// The sender may not use its From address (`[[signing.senders]]`).
+    Unauthorized(String),
+    /// The message cannot be signed.
+    Failed(String),
 }
 
 impl Signing {
@@ -26,6 +39,8 @@ impl Signing {
         Ok(Signing {
             signer: Arc::new(Signer::from_config(&config.signing).map_err(BuildError::Signing)?),
             on_error: config.signing.on_error,
+            senders: config.signing.senders.clone(),
+            on_unauthorized: config.signing.on_unauthorized,
         })
     }
 
@@ -35,17 +50,36 @@ impl Signing {
             return Flow::Continue(());
         }
         let started = Instant::now();
-        let signed = self.sign(s.tx, &s.edits);
+        let Direction::Outbound(origin) = &s.direction else {
+            return Flow::Continue(());
+        };
+        let signed = self.sign(s.tx, &s.edits, origin);
         s.timings.signing = Some(started.elapsed());
         match signed {
-            Ok((signatures, note)) => {
+            Signature::Made(signatures, note) => {
                 s.edits.extend(signatures);
                 s.note(note);
             }
-            Err(why) if self.on_error == OnSignError::Tempfail => {
+            Signature::Unauthorized(why) => {
+                warn!(
+                    queue_id = s.tx.queue_id().as_deref().unwrap_or("-"),
+                    "not signed: {why}"
+                );
+                if self.on_unauthorized == OnUnauthorized::Reject {
+                    s.note(format_args!("refused: {why}"));
+                    s.verdict = Verdict::Reject(SmtpReply::fixed(
+                        550,
+                        "5.7.1",
+                        format!("mailwarden: {why}"),
+                    ));
+                } else {
+                    s.note(format_args!("not signed: {why}"));
+                }
+            }
+            Signature::Failed(why) if self.on_error == OnSignError::Tempfail => {
                 return Flow::Break(Decision::tempfail(format!("cannot sign: {why}")));
             }
-            Err(why) => {
+            Signature::Failed(why) => {
                 warn!(
                     queue_id = s.tx.queue_id().as_deref().unwrap_or("-"),
                     "not signed: {why}"
@@ -56,11 +90,10 @@ impl Signing {
         Flow::Continue(())
     }
 
-    /// The `DKIM-Signature` insertions for an outbound message, and a note for the
-    /// log; `Err` when it cannot be signed.
-    fn sign(&self, tx: &Transaction, edits: &[Edit]) -> Result<(Vec<Edit>, String), String> {
+    /// The `DKIM-Signature` insertions for an outbound message from `origin`.
+    fn sign(&self, tx: &Transaction, edits: &[Edit], origin: &Origin) -> Signature {
         if tx.body_truncated() {
-            return Err("body longer than server.max_message_size".into());
+            return Signature::Failed("body longer than server.max_message_size".into());
         }
         let headers = edited_headers(&tx.headers, edits, tx.headers_exact);
         let mut message = header_block(&headers, tx.headers_exact);
@@ -69,6 +102,9 @@ impl Signing {
         let from = mail_auth::AuthenticatedMessage::parse(&message)
             .map(|m| m.from)
             .unwrap_or_default();
+        if let Err(why) = senders::authorize(&self.senders, origin, &from) {
+            return Signature::Unauthorized(why);
+        }
         // A body the rules rebuilt is what leaves, so it is what is signed.
         let body = edits
             .iter()
@@ -82,7 +118,7 @@ impl Signing {
         message.extend_from_slice(body);
         warn_fragile_body(tx);
         match self.signer.sign(&message, &from) {
-            Signed::Headers(values, labels) => Ok((
+            Signed::Headers(values, labels) => Signature::Made(
                 values
                     .into_iter()
                     .map(|value| Edit::InsertHeader {
@@ -92,9 +128,11 @@ impl Signing {
                     })
                     .collect(),
                 format!("signed by {}", labels.join(", ")),
-            )),
-            Signed::NoKey(domain) => Ok((Vec::new(), format!("no signing key for {domain}"))),
-            Signed::Unsignable(why) => Err(why),
+            ),
+            Signed::NoKey(domain) => {
+                Signature::Made(Vec::new(), format!("no signing key for {domain}"))
+            }
+            Signed::Unsignable(why) => Signature::Failed(why),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod dnscheck;
 pub mod genkey;
 pub mod keys;
+pub mod senders;
 
 use mail_auth::common::crypto::DkimKey;
 use mail_auth::common::headers::HeaderWriter;

@@ -39,6 +39,8 @@ pub struct Components {
 }
 
 pub struct Stack {
+    /// The placeholder values the config was filled with.
+    pub vars: Vec<(&'static str, String)>,
     pub dir: tempfile::TempDir,
     pub knot: Option<Knot>,
     pub clamd: Option<Clamd>,
@@ -87,6 +89,12 @@ impl Scenario {
     /// Starts knot and clamd when asked, then mailwarden on the scenario's config and
     /// a private Postfix using it; `None` (outside CI) when a component is missing.
     pub fn start(&self, with: Components) -> Option<Stack> {
+        self.start_prepared(with, |_| {})
+    }
+
+    /// Like [`Scenario::start`], calling `prepare` with the temp dir before
+    /// mailwarden starts (to make the keys its config names, say).
+    pub fn start_prepared(&self, with: Components, prepare: impl FnOnce(&Path)) -> Option<Stack> {
         let mut needed = vec![("postfix", "postfix"), ("smtp-sink", "postfix")];
         if with.knot {
             needed.extend([("knotd", "knot"), ("kdig", "knot-dnsutils")]);
@@ -98,6 +106,7 @@ impl Scenario {
             return None;
         }
         let dir = shared_tempdir(&format!("mw-{}", self.name));
+        prepare(dir.path());
         let knot = with.knot.then(|| Knot::start(dir.path()));
         let clamd = with.clamd.then(|| Clamd::start(dir.path(), "30M"));
         let port = free_port();
@@ -113,8 +122,10 @@ impl Scenario {
             vars.push(("CLAMD", c.tcp()));
         }
         let mw = Mailwarden::start_with_config(dir.path(), port, &self.config(&vars));
+        let vars: Vec<(&'static str, String)> = vars;
         let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
         Some(Stack {
+            vars,
             dir,
             knot,
             clamd,
