@@ -201,60 +201,87 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(admin);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections as usize));
+    let limit = config.timeout;
     let mut shutdown = shutdown;
-    let Some(tls) = tls else {
-        return Ok(tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.wait().await })
-                .await;
-            if let Err(e) = served {
-                warn!("admin endpoint stopped: {e}");
-            }
-        }));
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     Ok(tokio::spawn(async move {
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of descriptors, most likely: wait rather than spin.
                         warn!("admin endpoint: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 },
                 _ = shutdown.wait() => return,
             };
+            // Over the cap the connection is closed at once: its descriptor is
+            // the milter sessions' to use.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                metrics()
+                    .admin_denied
+                    .get_or_create(&ClassLabels { class: "busy" })
+                    .inc();
+                drop(stream);
+                continue;
+            };
             let acceptor = acceptor.clone();
             let app = app.clone();
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    acceptor.accept(stream),
-                );
-                let tls = match handshake.await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        metrics()
-                            .admin_denied
-                            .get_or_create(&ClassLabels { class: "tls" })
-                            .inc();
-                        info!(%peer, "admin endpoint: TLS handshake refused: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let service = hyper::service::service_fn(move |request| {
-                    use tower::ServiceExt;
-                    app.clone().oneshot(request)
-                });
-                let io = hyper_util::rt::TokioIo::new(tls);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
+                let _slot = slot;
+                let served =
+                    tokio::time::timeout(limit, serve_one(stream, peer, acceptor, app, limit));
+                if served.await.is_err() {
+                    metrics()
+                        .admin_denied
+                        .get_or_create(&ClassLabels { class: "timeout" })
+                        .inc();
+                }
             });
         }
     }))
+}
+
+/// One connection: the TLS handshake when configured, then HTTP/1 requests, the
+/// header of each due within `limit`.
+async fn serve_one(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    limit: std::time::Duration,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        use tower::ServiceExt;
+        app.clone().oneshot(request)
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limit);
+    let Some(acceptor) = acceptor else {
+        let _ = http
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+        return;
+    };
+    match acceptor.accept(stream).await {
+        Ok(tls) => {
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        }
+        Err(e) => {
+            metrics()
+                .admin_denied
+                .get_or_create(&ClassLabels { class: "tls" })
+                .inc();
+            info!(%peer, "admin endpoint: TLS handshake refused: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         ),
     }
 
-    check_fd_limit(config.server.max_sessions);
+    check_fd_limit(
+        config.server.max_sessions + config.admin.as_ref().map_or(0, |a| a.max_connections),
+    );
     let first = service(&config, None).inspect_err(|e| error!("{e}"))?;
     let (services_tx, services_rx) = watch::channel(first);
     let admin_services = services_rx.clone();
@@ -157,8 +159,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Each session holds one descriptor: raise the soft limit to the hard one, and say
-/// so if even that cannot hold `max_sessions` sessions.
+/// Each milter session and admin connection holds one descriptor: raise the soft
+/// limit to the hard one, and say so if even that cannot hold them all.
 fn check_fd_limit(max_sessions: u32) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -435,6 +435,7 @@ fn a_burst_from_one_account_gives_one_webhook_call_and_one_email() {
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let hook_token = dir.path().join("webhook-token");
     std::fs::write(&hook_token, "hook-secret-123\n").unwrap();
+    std::fs::set_permissions(&hook_token, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let mw_port = free_port();
     let postfix = common::postfix::Postfix::start(

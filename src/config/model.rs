@@ -315,6 +315,12 @@ pub struct AdminConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Mutual TLS: clients must present a certificate issued by this CA (PEM).
     pub client_ca: Option<PathBuf>,
+    /// Connections served at once; more are closed at once, so the endpoint can
+    /// never take the descriptors the milter sessions need.
+    pub max_connections: u32,
+    /// The longest a connection may take: TLS handshake, the request's header, and
+    /// the answer. A client slower than that is cut off.
+    pub timeout: Duration,
 }
 
 /// `[alerts]`: anomaly thresholds per window, and the sinks.

@@ -89,6 +89,8 @@ struct RawAdmin {
     tls_cert: S<String>,
     tls_key: S<String>,
     client_ca: S<String>,
+    max_connections: S<i64>,
+    timeout: S<String>,
 }
 
 /// The directory relative paths in the configuration are read from: the config
@@ -290,7 +292,11 @@ fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> 
             PathBuf::new()
         }
     };
+    let max_connections = c.integer(raw.max_connections, "admin.max_connections", 16, 1..1025);
+    let timeout = c.duration(raw.timeout, "admin.timeout", Duration::from_secs(10));
     AdminConfig {
+        max_connections,
+        timeout,
         listen,
         token_file,
         public_metrics: raw.public_metrics.unwrap_or(false),

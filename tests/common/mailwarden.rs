@@ -77,6 +77,11 @@ impl Mailwarden {
         );
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn addr(&self) -> String {
         format!("inet:127.0.0.1:{}", self.port)
     }
