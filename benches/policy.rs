@@ -132,7 +132,7 @@ fn bench(c: &mut Criterion) {
     let tx = transaction(&raw);
     println!("message: {} bytes", raw.len());
     let direction = Direction::Inbound("192.0.2.10".parse().unwrap());
-    let limiter = Limiter::default();
+    let limiter = Limiter::new(100_000);
     let rates = Rates {
         limits: &config.rate_limits,
         limiter: &limiter,

@@ -24,14 +24,15 @@
 //!     │
 //!  milter  tls  reply                wire protocol, TLS material, SMTP replies
 //!     │
-//!  net  secret  shutdown  panic_guard  systemd
+//!  net  secret  bounded  shutdown  panic_guard  systemd
 //! ```
 //!
 //! - `net`: listen addresses, binding sockets, one stream over TCP and UNIX sockets.
 //! - `milter`: the protocol's codec, commands, responses, negotiation, MTA-side client.
 //! - `reply`: SMTP replies that Postfix accepts by construction.
 //! - `tls`: certificates, trust stores and server configs from PEM files; `secret`:
-//!   secret files whose mode lets only their owner change them, nobody else read.
+//!   secret files whose mode lets only their owner change them, nobody else read;
+//!   `bounded`: capped maps for tables keyed by what senders choose.
 //! - `config`: TOML into a checked `Config`, errors with file:line; reload rules.
 //! - `observe`: the batched log writer, the metrics registry, anomaly alerts.
 //! - `transaction`: one SMTP transaction as received; `decision`: edits and verdict,
@@ -49,6 +50,7 @@
 
 mod admin;
 mod auth;
+mod bounded;
 pub mod config;
 mod content;
 mod daemon;

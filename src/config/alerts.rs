@@ -22,6 +22,7 @@ pub(super) struct RawAlerts {
     viruses: S<i64>,
     rejects: S<i64>,
     errors: S<i64>,
+    max_keys: S<i64>,
     webhook: S<String>,
     webhook_token_file: S<String>,
     webhook_ca: S<String>,
@@ -116,6 +117,7 @@ pub(super) fn check_alerts(
         viruses: c.integer(raw.viruses, "alerts.viruses", 10, 1..10_000_001),
         rejects: c.integer(raw.rejects, "alerts.rejects", 200, 1..10_000_001),
         errors: c.integer(raw.errors, "alerts.errors", 20, 1..10_000_001),
+        max_keys: c.integer(raw.max_keys, "alerts.max_keys", 100_000, 2..100_000_001) as usize,
         webhook,
         email,
     }

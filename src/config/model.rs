@@ -27,6 +27,8 @@ pub struct Config {
     pub rate_limits: Vec<super::RateLimit>,
     /// `[policy] mode = "monitor"`: every rule only logs what it would do.
     pub policy_monitor: bool,
+    /// Rate-limit buckets kept (`[policy] rate_limit_keys`); see `bounded`.
+    pub rate_limit_keys: usize,
     /// `None`: no admin endpoint, and no metrics are recorded.
     pub admin: Option<AdminConfig>,
     /// `None`: no anomaly tracking.
@@ -341,6 +343,9 @@ pub struct AlertsConfig {
     pub rejects: u32,
     /// clamd and DNS failures.
     pub errors: u32,
+    /// Keys tracked per kind (account, sender domain, client address), and alerts
+    /// remembered for the cool-down; the oldest untouched go first.
+    pub max_keys: usize,
     pub webhook: Option<WebhookSink>,
     pub email: Option<EmailSink>,
 }

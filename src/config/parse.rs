@@ -148,7 +148,8 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let alerts = raw
         .alerts
         .map(|a| super::alerts::check_alerts(&mut c, a, file));
-    let policy_monitor = super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
+    let (policy_monitor, rate_limit_keys) =
+        super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
     let rules =
         super::rules::check_rules(&mut c, raw.rules.unwrap_or_default(), file, &rate_limits);
@@ -164,6 +165,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             rules,
             rate_limits,
             policy_monitor,
+            rate_limit_keys,
             admin,
             alerts,
         })

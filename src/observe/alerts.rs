@@ -6,13 +6,13 @@
 //! email address through a bounded queue, so a slow or failing sink never holds up
 //! a message; the same alert for the same key stays quiet for the cool-down.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::bounded::BoundedMap;
 use crate::config::{AlertsConfig, EmailSink, WebhookSink};
 
 /// What one message contributes.
@@ -70,15 +70,13 @@ struct Window {
     baseline: Option<f64>,
 }
 
-/// At most this many keys are tracked; old windows are dropped first.
-const MAX_KEYS: usize = 100_000;
 /// Alerts waiting for the sinks; beyond this they are logged only.
 const QUEUE: usize = 256;
 
 pub struct Detector {
     config: AlertsConfig,
     state: Mutex<State>,
-    fired: Mutex<HashMap<(&'static str, String), Instant>>,
+    fired: Mutex<BoundedMap<(&'static str, String), Instant>>,
     queue: Option<mpsc::Sender<Alert>>,
 }
 
@@ -86,9 +84,9 @@ pub struct Detector {
 /// specific first; `all` counts every message.
 const KEY_KINDS: [&str; 4] = ["auth_user", "sender_domain", "client_ip", "all"];
 
-#[derive(Default)]
 struct State {
-    keyed: [HashMap<String, Window>; 4],
+    /// Per kind of key, bounded by `alerts.max_keys` (see `bounded`).
+    keyed: [BoundedMap<String, Window>; 4],
     viruses: Window,
     rejects: Window,
     errors: Window,
@@ -131,10 +129,17 @@ fn lower(s: &str) -> std::borrow::Cow<'_, str> {
 
 impl Detector {
     pub fn new(config: AlertsConfig, queue: Option<mpsc::Sender<Alert>>) -> Detector {
+        let cap = config.max_keys;
         Detector {
             config,
-            state: Mutex::new(State::default()),
-            fired: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                keyed: std::array::from_fn(|_| BoundedMap::new(cap)),
+                viruses: Window::default(),
+                rejects: Window::default(),
+                errors: Window::default(),
+                dmarc: Window::default(),
+            }),
+            fired: Mutex::new(BoundedMap::new(cap)),
             queue,
         }
     }
@@ -157,23 +162,15 @@ impl Detector {
             let Some(key) = key else {
                 continue;
             };
-            if map.len() > MAX_KEYS {
-                let window = c.window;
-                map.retain(|_, w| w.start.is_some_and(|s| now.duration_since(s) < window * 10));
-            }
-            // One lookup for a key already counted, the usual case; the key is copied
-            // only when it is new.
-            let count = |w: &mut Window| {
-                let w = roll(w, now, c.window);
-                w.count += 1;
-                let threshold =
-                    f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
-                (w.count as f64 >= threshold).then_some((w.count, threshold))
-            };
-            let over = match map.get_mut(key.as_ref()) {
-                Some(w) => count(w),
-                None => count(map.entry(key.to_string()).or_default()),
-            };
+            let w = roll(
+                map.get_or_insert(key.as_ref(), str::to_owned, Window::default),
+                now,
+                c.window,
+            );
+            w.count += 1;
+            let threshold =
+                f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
+            let over = (w.count as f64 >= threshold).then_some((w.count, threshold));
             if let Some((n, threshold)) = over {
                 alerts.push(self.alert("message_rate", format!("{kind} {key}"), n, threshold, now));
             }
@@ -270,18 +267,18 @@ impl Detector {
         let Ok(mut fired) = self.fired.lock() else {
             return false;
         };
-        if fired.len() > MAX_KEYS {
-            let cooldown = self.config.cooldown;
-            fired.retain(|_, at| now.duration_since(*at) < cooldown);
-        }
         let key = (a.kind, a.key.clone());
-        match fired.get(&key) {
-            Some(at) if now.duration_since(*at) < self.config.cooldown => false,
-            _ => {
-                fired.insert(key, now);
-                true
-            }
+        let cooldown = self.config.cooldown;
+        let mut first = false;
+        let at = fired.get_or_insert(&key, Clone::clone, || {
+            first = true;
+            now
+        });
+        if first || now.duration_since(*at) >= cooldown {
+            *at = now;
+            return true;
         }
+        false
     }
 }
 
@@ -457,6 +454,7 @@ mod tests {
             viruses: 3,
             rejects: 100,
             errors: 100,
+            max_keys: 100_000,
             webhook: None,
             email: None,
         }
@@ -566,5 +564,41 @@ mod tests {
             serde_json::from_str(&d.alert("viruses", "all mail".into(), 3, 3.0, t0).json())
                 .unwrap();
         assert_eq!(json["alert"], "viruses");
+    }
+
+    /// Defect 6 of the hardening review: 100k distinct sender domains grew the
+    /// table to ~70 MB and made every message scan it. The table holds at most
+    /// `max_keys` per kind, and a key still counting survives the flood.
+    #[test]
+    fn a_flood_of_distinct_keys_stays_within_max_keys() {
+        let detector = Detector::new(
+            AlertsConfig {
+                max_keys: 200,
+                min_messages: 1_000_000,
+                ..config()
+            },
+            None,
+        );
+        let now = Instant::now();
+        for i in 0..50_000u32 {
+            let domain = format!("d{i}.flood.test");
+            let ip = format!("192.0.{}.{}", (i >> 8) & 255, i & 255);
+            for (domain, ip) in [(domain.as_str(), Some(ip)), ("steady.test", None)] {
+                detector.observe(
+                    &Sample {
+                        sender_domain: domain,
+                        client_ip: ip,
+                        ..Sample::default()
+                    },
+                    now,
+                );
+            }
+        }
+        let mut state = detector.state.lock().unwrap();
+        for map in &state.keyed {
+            assert!(map.len() <= 200, "{}", map.len());
+        }
+        let steady = state.keyed[1].get_or_insert("steady.test", str::to_owned, Window::default);
+        assert_eq!(steady.count, 50_000);
     }
 }

@@ -24,7 +24,7 @@ impl Rules {
         (!config.rules.is_empty()).then(|| Rules {
             rules: config.rules.clone(),
             rate_limits: config.rate_limits.clone(),
-            limiter: Limiter::default(),
+            limiter: Limiter::new(config.rate_limit_keys),
             need_content: config.rules.iter().any(|r| r.when.needs_content()),
             monitor: config.policy_monitor,
         })

@@ -2,10 +2,10 @@
 //! (limit, key value), the table bounded so a flood of distinct keys cannot grow it
 //! without end.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::bounded::BoundedMap;
 use crate::config::RateLimit;
 
 struct Bucket {
@@ -13,32 +13,23 @@ struct Bucket {
     at: Instant,
 }
 
-/// Buckets for every configured limit.
+/// Buckets for every configured limit, at most `max_keys` of them (see `bounded`:
+/// a bucket untouched while half that many others were made is dropped; a dropped
+/// bucket was full or nearly, or its sender has gone quiet).
 pub struct Limiter {
-    buckets: Mutex<HashMap<(usize, String), Bucket>>,
-    max_keys: usize,
-}
-
-/// At most this many buckets are kept; when full, the ones that have refilled
-/// completely (they hold no information) are dropped first, then the oldest.
-pub const MAX_KEYS: usize = 100_000;
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Limiter::new(MAX_KEYS)
-    }
+    buckets: Mutex<BoundedMap<(usize, String), Bucket>>,
 }
 
 impl Limiter {
     pub fn new(max_keys: usize) -> Limiter {
         Limiter {
-            buckets: Mutex::new(HashMap::new()),
-            max_keys,
+            buckets: Mutex::new(BoundedMap::new(max_keys)),
         }
     }
 
     /// Takes one message from the bucket of (`index`, `key`): `true` when the
-    /// bucket was empty (the limit is exceeded).
+    /// bucket was empty (the limit is exceeded). Constant work whatever the number
+    /// of buckets.
     pub fn exceeded(&self, index: usize, limit: &RateLimit, key: &str, now: Instant) -> bool {
         let Ok(mut buckets) = self.buckets.lock() else {
             return false;
@@ -46,10 +37,7 @@ impl Limiter {
         let per_token = limit.per.as_secs_f64() / f64::from(limit.count.max(1));
         let burst = f64::from(limit.burst.max(1));
         let id = (index, key.to_ascii_lowercase());
-        if buckets.len() >= self.max_keys && !buckets.contains_key(&id) {
-            evict(&mut buckets, self.max_keys, now, per_token * burst);
-        }
-        let bucket = buckets.entry(id).or_insert(Bucket {
+        let bucket = buckets.get_or_insert(&id, Clone::clone, || Bucket {
             tokens: burst,
             at: now,
         });
@@ -64,29 +52,9 @@ impl Limiter {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn buckets(&self) -> usize {
         self.buckets.lock().map(|b| b.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn evict(
-    buckets: &mut HashMap<(usize, String), Bucket>,
-    max: usize,
-    now: Instant,
-    full_after: f64,
-) {
-    buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs_f64() < full_after);
-    if buckets.len() >= max {
-        let mut ages: Vec<(Instant, (usize, String))> =
-            buckets.iter().map(|(k, b)| (b.at, k.clone())).collect();
-        ages.sort_by_key(|(at, _)| *at);
-        for (_, k) in ages.into_iter().take(buckets.len() + 1 - max / 2) {
-            buckets.remove(&k);
-        }
     }
 }
 
@@ -109,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_bucket_passes_its_burst_then_refills_at_the_rate() {
-        let l = Limiter::default();
+        let l = Limiter::new(100_000);
         let lim = limit(3, 60, 3);
         let t0 = Instant::now();
         for _ in 0..3 {
@@ -136,6 +104,6 @@ mod tests {
         for i in 0..1000 {
             l.exceeded(0, &lim, &format!("k{i}"), t0 + Duration::from_millis(i));
         }
-        assert!(l.len() <= 100, "{}", l.len());
+        assert!(l.buckets() <= 100, "{}", l.buckets());
     }
 }

@@ -55,7 +55,7 @@ fn facts() -> Facts {
 }
 
 fn eval(rules: &[Rule], facts: &Facts, monitor: bool) -> Evaluation {
-    let limiter = Limiter::default();
+    let limiter = Limiter::new(100_000);
     let rates = Rates {
         limits: &[],
         limiter: &limiter,
@@ -315,7 +315,7 @@ then = { action = "tempfail", text = "4.7.1 too many messages" }
     )
     .unwrap();
     assert_eq!(config.rate_limits[0].burst, 2);
-    let limiter = Limiter::default();
+    let limiter = Limiter::new(100_000);
     let now = std::time::Instant::now();
     let rates = Rates {
         limits: &config.rate_limits,

@@ -31,6 +31,7 @@ use crate::reply::SmtpReply;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPolicy {
     mode: S<String>,
+    rate_limit_keys: S<i64>,
 }
 
 #[derive(Deserialize)]
@@ -133,8 +134,17 @@ pub(super) fn check_rate_limits(
 }
 
 /// Returns the global monitor switch.
-pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> bool {
-    c.value(raw.mode, "policy.mode", false, parse_monitor)
+/// `[policy]`: monitor mode for every rule, and how many rate-limit buckets are
+/// kept.
+pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> (bool, usize) {
+    let monitor = c.value(raw.mode, "policy.mode", false, parse_monitor);
+    let keys = c.integer(
+        raw.rate_limit_keys,
+        "policy.rate_limit_keys",
+        100_000,
+        2..100_000_001,
+    );
+    (monitor, keys as usize)
 }
 
 /// `mode = "enforce" | "monitor"`, for `[policy]` and for each rule: true for monitor.
