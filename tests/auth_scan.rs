@@ -482,3 +482,66 @@ fn dns_failure_is_temperror_and_the_configured_action() {
     let v = scan(&env, IP, HELO, from, &signed("signed-rsa.eml"));
     assert_eq!(result(&v, "dmarc"), "pass", "{v:#}");
 }
+
+/// Defect 9 of the hardening review: the resolver answered from `/etc/hosts` even
+/// with `[dns] nameservers` set, so a hosts entry changed SPF `a` results. Run in a
+/// mount namespace whose `/etc/hosts` names v1.spf.test (which has no A record in
+/// DNS): only `hosts_file = true` lets that entry count.
+#[test]
+fn etc_hosts_is_not_read_unless_configured() {
+    if !require("unshare", "util-linux") || !require("mount", "mount") {
+        return;
+    }
+    let Some(env) = env("") else { return };
+    let hosts = env.dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n192.0.2.99 v1.spf.test\n").unwrap();
+    let message = env.dir.path().join("message.eml");
+    std::fs::write(
+        &message,
+        b"From: user@void.spf.test\nTo: bob@dest.test\nSubject: x\n\nHi.\n",
+    )
+    .unwrap();
+    let scan = |config: &Path| -> Value {
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+            ])
+            .arg(&hosts)
+            .arg(env!("CARGO_BIN_EXE_mailwarden"))
+            .args(["scan", "--json", "-c"])
+            .arg(config)
+            .args(["--ip", "192.0.2.99", "--helo", "mail.void.spf.test"])
+            .args(["--from", "user@void.spf.test", "--rcpt", "bob@dest.test"])
+            .arg(&message)
+            .output()
+            .expect("run unshare");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("scan prints JSON")
+    };
+    let v = scan(&env.config);
+    assert_eq!(
+        result(&v, "spf"),
+        "permerror",
+        "hosts ignored, three void lookups: {v:#}"
+    );
+    let with_hosts = env.dir.path().join("hosts.toml");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &with_hosts,
+        text.replace("[dns]\n", "[dns]\nhosts_file = true\n"),
+    )
+    .unwrap();
+    let v = scan(&with_hosts);
+    assert_eq!(
+        result(&v, "spf"),
+        "pass",
+        "configured to read /etc/hosts: {v:#}"
+    );
+}

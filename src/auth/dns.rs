@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use mail_auth::hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use mail_auth::hickory_resolver::system_conf::read_system_conf;
 use mail_auth::{MX, MessageAuthenticator, Parameters, RecordSet, Txt};
@@ -20,6 +20,14 @@ use crate::config::DnsConfig;
 pub(crate) const CACHE_ENTRIES: usize = 20_000;
 
 pub(crate) fn authenticator(config: &DnsConfig) -> Result<MessageAuthenticator, String> {
+    let (resolver_config, options) = resolver(config)?;
+    MessageAuthenticator::new(resolver_config, options)
+        .map_err(|e| format!("cannot build the DNS resolver: {e}"))
+}
+
+/// The resolver's servers and options: ours, or the system's with our timeouts;
+/// `/etc/hosts` only when `[dns] hosts_file = true`.
+fn resolver(config: &DnsConfig) -> Result<(ResolverConfig, ResolverOpts), String> {
     let (resolver_config, mut options) = if config.nameservers.is_empty() {
         read_system_conf().map_err(|e| {
             format!(
@@ -48,8 +56,12 @@ pub(crate) fn authenticator(config: &DnsConfig) -> Result<MessageAuthenticator, 
     options.attempts = config.attempts as usize;
     // Names are always fully qualified; never append a search domain.
     options.ndots = 0;
-    MessageAuthenticator::new(resolver_config, options)
-        .map_err(|e| format!("cannot build the DNS resolver: {e}"))
+    options.use_hosts_file = if config.hosts_file {
+        ResolveHosts::Always
+    } else {
+        ResolveHosts::Never
+    };
+    Ok((resolver_config, options))
 }
 
 /// Parsed-record caches, shared by every session.

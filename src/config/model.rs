@@ -87,6 +87,9 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     pub timeout: Duration,
     pub attempts: u32,
+    /// Answer from `/etc/hosts` before DNS. Off unless configured: a hosts entry
+    /// would change iprev and SPF `a`/`mx` results behind the admin's back.
+    pub hosts_file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,6 +66,7 @@ struct RawDns {
     nameservers: Option<Vec<Spanned<String>>>,
     timeout: S<String>,
     attempts: S<i64>,
+    hosts_file: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -344,6 +345,7 @@ fn check_dns(c: &mut Checker, raw: RawDns) -> DnsConfig {
         nameservers,
         timeout: c.duration(raw.timeout, "dns.timeout", Duration::from_secs(3)),
         attempts: c.integer(raw.attempts, "dns.attempts", 2, 1..11),
+        hosts_file: raw.hosts_file.unwrap_or(false),
     }
 }
 
