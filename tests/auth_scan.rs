@@ -545,3 +545,19 @@ fn etc_hosts_is_not_read_unless_configured() {
         "configured to read /etc/hosts: {v:#}"
     );
 }
+
+/// Defect 9 of the hardening review: a From domain with a 64-octet label, or a
+/// domain literal, gave DMARC `temperror`, which the default `on_dns_error`
+/// tempfails: the sender retried forever. No DNS answer can change such a name, so
+/// it is `permerror` and the message is not tempfailed for it.
+#[test]
+fn a_from_domain_dns_cannot_hold_is_a_permerror_not_a_temperror() {
+    let Some(env) = env("") else { return };
+    let long = format!("user@{}.sender.test", "a".repeat(64));
+    for from in [long.as_str(), "user@[192.0.2.10]"] {
+        let message = format!("From: {from}\nTo: bob@dest.test\nSubject: x\n\nHi.\n");
+        let v = scan(&env, IP, HELO, "alice@sender.test", message.as_bytes());
+        assert_eq!(result(&v, "dmarc"), "permerror", "{from}: {v:#}");
+        assert_ne!(v["verdict"], "tempfail", "{from}: {v:#}");
+    }
+}

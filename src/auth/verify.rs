@@ -225,6 +225,20 @@ impl Verifier {
         // extra address cannot make a failing domain pass.
         let mut worst: Option<dmarc::Evaluation> = None;
         for domain in from_domains {
+            // A name DNS cannot hold has no policy to find: retrying cannot help.
+            if let Err(why) = dns_name(domain) {
+                let eval = dmarc::Evaluation {
+                    result: AuthResult::PermError,
+                    from_domain: domain.clone(),
+                    reason: format!("From domain {why}"),
+                    requested: None,
+                    applied: None,
+                };
+                if worst.as_ref().is_none_or(|w| severity(&eval) > severity(w)) {
+                    worst = Some(eval);
+                }
+                continue;
+            }
             let eval = match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
                 Ok(found) => dmarc::evaluate(domain, found, ids, sample),
                 Err(e) => dmarc::Evaluation {
@@ -288,6 +302,30 @@ fn sample(pct: u8) -> bool {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     STATE.with(|s| s.hash_one(n)) % 100 < u64::from(pct)
+}
+
+/// `Ok` when `domain` can be a DNS name (RFC 1035 §2.3.4: labels of 1 to 63
+/// octets, 253 in all); a domain literal (`[192.0.2.1]`) cannot.
+fn dns_name(domain: &str) -> Result<(), String> {
+    let shown: String = domain
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    if domain.starts_with('[') {
+        return Err(format!("{shown} is a domain literal, not a name"));
+    }
+    let name = domain.trim_end_matches('.');
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("{shown} is not a domain name (1 to 253 octets)"));
+    }
+    if let Some(label) = name.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        return Err(format!(
+            "{shown} is not a domain name: a label of {} octets (1 to 63)",
+            label.len()
+        ));
+    }
+    Ok(())
 }
 
 fn domain_of(address: &str) -> String {
