@@ -243,6 +243,17 @@ async fn sigterm_finishes_the_message_in_flight_then_exits() {
     assert!(mw.is_running(), "still draining the busy session");
     drop(idle);
 
+    // Defect 9 of the hardening review: a connection that came during the drain
+    // was neither served nor closed (it sat in the listen queue). Now the listening
+    // socket is closed at once: Postfix is refused and applies its default action.
+    let late = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", mw.port)),
+    )
+    .await
+    .expect("a connection attempt during the drain gets an answer at once");
+    assert!(late.is_err(), "refused during the drain: {late:?}");
+
     let reply = busy
         .eom()
         .await

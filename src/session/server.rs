@@ -78,7 +78,11 @@ impl<F: Filter> Server<F> {
         for handle in loops {
             let _ = handle.await;
         }
+        // Close the listening sockets now, not after the drain: a connection that
+        // came later would sit unserved in the queue until the process exits.
+        // Refused at once, Postfix applies milter_default_action.
         listeners.iter().for_each(|l| l.cleanup());
+        drop(listeners);
         let active = self.max_sessions - self.sessions.available_permits() as u32;
         info!(
             active,
