@@ -10,8 +10,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mailwarden::bench::Direction;
+use mailwarden::bench::{Content, Facts, Limiter, Rates, evaluate};
 use mailwarden::bench::{EnvelopeAddress, HeaderField, Transaction};
-use mailwarden::bench::{Facts, Limiter, Rates, evaluate};
 use mailwarden::config::parse_str;
 use mailwarden::mta::SplitMessage;
 
@@ -138,14 +138,32 @@ fn bench(c: &mut Criterion) {
         limiter: &limiter,
         now: Instant::now(),
     };
-    let facts = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
+    let facts = Facts::gather(
+        &tx,
+        &direction,
+        None,
+        None,
+        Some(Content {
+            message: &tx.message(),
+            archive_depth: 2,
+        }),
+    );
     assert_eq!(facts.attachments.len(), 2);
     let e = evaluate(&config.rules, &facts, false, &rates, false);
     assert!(e.decision.is_none() && e.trace.iter().all(|t| t.check.is_some()));
 
     c.bench_function("100 rules: gather facts (parse 50 KB) + evaluate", |b| {
         b.iter(|| {
-            let facts = Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message()));
+            let facts = Facts::gather(
+                black_box(&tx),
+                &direction,
+                None,
+                None,
+                Some(Content {
+                    message: &tx.message(),
+                    archive_depth: 2,
+                }),
+            );
             evaluate(&config.rules, &facts, false, &rates, false)
         })
     });
@@ -156,7 +174,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| mailwarden::bench::parse_mime(black_box(&raw)).map(|m| m.parts.len()))
     });
     c.bench_function("gather facts only (parse 50 KB)", |b| {
-        b.iter(|| Facts::gather(black_box(&tx), &direction, None, None, Some(&tx.message())))
+        b.iter(|| {
+            Facts::gather(
+                black_box(&tx),
+                &direction,
+                None,
+                None,
+                Some(Content {
+                    message: &tx.message(),
+                    archive_depth: 2,
+                }),
+            )
+        })
     });
 }
 

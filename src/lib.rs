@@ -107,7 +107,7 @@ pub mod clamd {
 pub mod bench {
     pub use crate::content::parse as parse_mime;
     pub use crate::direction::Direction;
-    pub use crate::policy::{Facts, Limiter, Rates, evaluate};
+    pub use crate::policy::{Content, Facts, Limiter, Rates, evaluate};
     pub use crate::sign::{Signed, Signer, keys};
     pub use crate::transaction::{Client, EnvelopeAddress, HeaderField, Transaction};
 }

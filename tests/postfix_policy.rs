@@ -20,6 +20,7 @@ fn rules_reject_tag_copy_and_monitor_through_postfix() {
         return;
     };
     stack.play("exe");
+    stack.play("nested-zip");
     stack.play("invoice");
     stack.play("password");
     stack.play("internal");

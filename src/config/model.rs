@@ -29,6 +29,8 @@ pub struct Config {
     pub policy_monitor: bool,
     /// Rate-limit buckets kept (`[policy] rate_limit_keys`); see `bounded`.
     pub rate_limit_keys: usize,
+    /// How many levels of zip inside zip the rules read member names from.
+    pub archive_depth: u32,
     /// `None`: no admin endpoint, and no metrics are recorded.
     pub admin: Option<AdminConfig>,
     /// `None`: no anomaly tracking.

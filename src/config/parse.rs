@@ -149,7 +149,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let alerts = raw
         .alerts
         .map(|a| super::alerts::check_alerts(&mut c, a, file));
-    let (policy_monitor, rate_limit_keys) =
+    let (policy_monitor, rate_limit_keys, archive_depth) =
         super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
     let rules =
@@ -167,6 +167,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             rate_limits,
             policy_monitor,
             rate_limit_keys,
+            archive_depth,
             admin,
             alerts,
         })

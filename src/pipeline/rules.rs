@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::state::State;
 use crate::config::{Action, Config, Enforcer, RateLimit, Rule};
 use crate::decision::{Edit, Verdict};
-use crate::policy::{self, Facts, Limiter};
+use crate::policy::{self, Content, Facts, Limiter};
 
 pub(super) struct Rules {
     pub rules: Vec<Rule>,
@@ -16,6 +16,7 @@ pub(super) struct Rules {
     pub limiter: Limiter,
     pub need_content: bool,
     pub monitor: bool,
+    pub archive_depth: u32,
 }
 
 impl Rules {
@@ -27,6 +28,7 @@ impl Rules {
             limiter: Limiter::new(config.rate_limit_keys),
             need_content: config.rules.iter().any(|r| r.when.needs_content()),
             monitor: config.policy_monitor,
+            archive_depth: config.archive_depth,
         })
     }
 
@@ -42,7 +44,10 @@ impl Rules {
             &s.direction,
             s.auth.as_ref(),
             s.scan.as_ref(),
-            self.need_content.then(|| s.message()),
+            self.need_content.then(|| Content {
+                message: s.message(),
+                archive_depth: self.archive_depth,
+            }),
         );
         let rates = policy::Rates {
             limits: &self.rate_limits,

@@ -54,15 +54,23 @@ pub struct Facts {
     pub links: Vec<Link>,
 }
 
+/// The whole message (see [`Transaction::message`]), for the facts read from its
+/// content, and how deep into archives inside archives to read member names.
+#[derive(Clone, Copy)]
+pub struct Content<'a> {
+    pub message: &'a [u8],
+    pub archive_depth: u32,
+}
+
 impl Facts {
-    /// Gathers the facts; with `content` (the whole message, see
-    /// [`Transaction::message`]) also the parsed ones (MIME, RFC 2047).
+    /// Gathers the facts; with `content` also the parsed ones (MIME, RFC 2047,
+    /// attachment and archive member names).
     pub fn gather(
         tx: &Transaction,
         direction: &Direction,
         auth: Option<&AuthReport>,
         scan: Option<&Outcome>,
-        content: Option<&[u8]>,
+        content: Option<Content<'_>>,
     ) -> Facts {
         let mut f = Facts {
             client_ip: tx.client.ip,
@@ -107,13 +115,13 @@ impl Facts {
             }
             _ => None,
         };
-        if let Some(message) = content {
-            f.read_content(message);
+        if let Some(content) = content {
+            f.read_content(content.message, content.archive_depth);
         }
         f
     }
 
-    fn read_content(&mut self, raw: &[u8]) {
+    fn read_content(&mut self, raw: &[u8], archive_depth: u32) {
         let Some(message) = content::parse(raw) else {
             return;
         };
@@ -150,7 +158,7 @@ impl Facts {
                 .to_ascii_lowercase();
             let data = part.contents();
             let detected = archive::sniff(data).map(str::to_owned);
-            for member in archive::zip_names(data) {
+            for member in archive::zip_names(data, archive_depth) {
                 self.attachments.push(Attachment {
                     ext: content::extension(&member),
                     name: member,

@@ -11,7 +11,7 @@ pub mod rate;
 #[cfg(test)]
 pub use check::check;
 pub use edits::edits_for;
-pub use facts::Facts;
+pub use facts::{Content, Facts};
 pub use rate::Limiter;
 
 use crate::config::{Action, RateLimit, Rule};

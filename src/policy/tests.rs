@@ -2,7 +2,7 @@ use super::*;
 use crate::config::{Action, Rule, parse_str};
 use crate::decision::Edit;
 use crate::decision::header::fold;
-use crate::policy::facts::Attachment;
+use crate::policy::facts::{Attachment, Content};
 use crate::transaction::HeaderField;
 use bytes::Bytes;
 
@@ -362,7 +362,16 @@ Content-Disposition: attachment; filename=\"docs.zip\"\r\n\r\nPK\r\n--b--\r\n";
         ..Default::default()
     };
     let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
-    let f = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
+    let f = Facts::gather(
+        &tx,
+        &direction,
+        None,
+        None,
+        Some(Content {
+            message: &tx.message(),
+            archive_depth: 2,
+        }),
+    );
     assert_eq!(f.subject, "Password expiry");
     assert_eq!(f.from_name, ["José from IT"]);
     assert_eq!(f.from_address, ["jose@it-help.test"]);
@@ -435,7 +444,16 @@ Content-Disposition: attachment; filename=\"docs.zip\"\r\nContent-Transfer-Encod
         ..Default::default()
     };
     let direction = crate::direction::Direction::Inbound("192.0.2.1".parse().unwrap());
-    let f = Facts::gather(&tx, &direction, None, None, Some(&tx.message()));
+    let f = Facts::gather(
+        &tx,
+        &direction,
+        None,
+        None,
+        Some(Content {
+            message: &tx.message(),
+            archive_depth: 2,
+        }),
+    );
     let zip_fact = f.attachments.iter().find(|a| a.name == "docs.zip").unwrap();
     assert_eq!(
         zip_fact.detected.as_deref(),

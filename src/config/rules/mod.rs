@@ -32,6 +32,7 @@ use crate::reply::SmtpReply;
 pub(super) struct RawPolicy {
     mode: S<String>,
     rate_limit_keys: S<i64>,
+    archive_depth: S<i64>,
 }
 
 #[derive(Deserialize)]
@@ -133,10 +134,9 @@ pub(super) fn check_rate_limits(
     out
 }
 
-/// Returns the global monitor switch.
-/// `[policy]`: monitor mode for every rule, and how many rate-limit buckets are
-/// kept.
-pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> (bool, usize) {
+/// `[policy]`: monitor mode for every rule, how many rate-limit buckets are kept,
+/// and how deep into zip archives inside zip archives member names are read.
+pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> (bool, usize, u32) {
     let monitor = c.value(raw.mode, "policy.mode", false, parse_monitor);
     let keys = c.integer(
         raw.rate_limit_keys,
@@ -144,7 +144,8 @@ pub(super) fn check_policy(c: &mut Checker<'_>, raw: RawPolicy) -> (bool, usize)
         100_000,
         2..100_000_001,
     );
-    (monitor, keys as usize)
+    let depth = c.integer(raw.archive_depth, "policy.archive_depth", 3, 0..9);
+    (monitor, keys as usize, depth)
 }
 
 /// `mode = "enforce" | "monitor"`, for `[policy]` and for each rule: true for monitor.
