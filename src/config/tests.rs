@@ -381,3 +381,41 @@ fn reject_text_with_enhanced_code_and_several_lines() {
     assert_eq!(reply.lines(), ["first line", "second line"]);
     assert!(c.rules[0].stop, "a final action stops by default");
 }
+
+/// Defect 9 of the hardening review: line breaks were accepted in rule names and
+/// header names, which end up in log lines and in headers we write.
+#[test]
+fn control_characters_in_names_are_refused() {
+    for (toml, key) in [
+        (
+            "[[rules]]\nname = \"a\\nb\"\nwhen = {}\nthen = { action = \"log\" }\n",
+            "rules[0].name",
+        ),
+        (
+            "[[rules]]\nname = \"tab\\there\"\nwhen = {}\nthen = { action = \"log\" }\n",
+            "rules[0].name",
+        ),
+        (
+            "[[rules]]\nname = \"h\"\nwhen = {}\nthen = { action = \"add_header\", name = \"X-A\\nB\", value = \"v\" }\n",
+            "then.name",
+        ),
+        (
+            "[[rules]]\nname = \"h\"\nwhen = { header = { name = \"X-A\\r\\nB\", glob = \"*\" } }\nthen = { action = \"log\" }\n",
+            "when.header",
+        ),
+        (
+            "[[rules]]\nname = \"h\"\nwhen = {}\nthen = { action = \"set_header\", name = \"X-A\", value = \"v\\r\\nBcc: x@y\" }\n",
+            "then.value",
+        ),
+        (
+            "[[signing.keys]]\ndomain = \"a.test\"\nselector = \"s\"\nkey_file = \"k\"\nheaders = [\"From\", \"X-A\\nB\"]\n",
+            "signing.keys[0].headers",
+        ),
+    ] {
+        let err = match parse_str(toml, None) {
+            Ok(_) => panic!("accepted: {toml}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+}

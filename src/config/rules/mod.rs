@@ -172,6 +172,14 @@ pub(super) fn check_rules(
         let span = spanned.span();
         let raw = spanned.into_inner();
         let name = match raw.name {
+            Some(n) if n.get_ref().chars().any(char::is_control) => {
+                c.error(
+                    Some(n.span()),
+                    &format!("rules[{i}].name"),
+                    "has a control character (a line break or tab): rule names go into log lines",
+                );
+                format!("#{i}")
+            }
             Some(n) if !n.get_ref().trim().is_empty() => {
                 let text = n.get_ref().trim().to_owned();
                 if names.contains(&text) {
