@@ -14,6 +14,26 @@ use super::response::Response;
 /// read instead of one read per packet, or per 4 KiB.
 const READ_AHEAD: usize = 8 * 1024;
 
+/// A stream that can say when it has bytes to read, without a buffer to read them
+/// into: an idle connection then holds no read buffer at all. The default answers
+/// at once (for in-memory streams in tests).
+pub trait Readable {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+impl Readable for crate::net::Stream {
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            crate::net::Stream::Tcp(s) => s.readable().await,
+            crate::net::Stream::Unix(s) => s.readable().await,
+        }
+    }
+}
+
+impl Readable for tokio::io::DuplexStream {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
@@ -81,12 +101,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.stream.flush().await
     }
 
-    /// Releases a large, empty input buffer, so an idle connection keeps only its
-    /// socket and not room for the largest packet it ever saw.
-    pub fn shrink(&mut self) {
-        if self.input.is_empty() && self.input.capacity() > 16 * 1024 {
+    /// Releases the input buffer when it is empty: an idle connection keeps only
+    /// its socket (see [`Framed::wait_for_input`]).
+    pub fn release(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > 0 {
             self.input = BytesMut::new();
         }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Readable> Framed<S> {
+    /// Waits, holding no buffer, until the stream has bytes when the input buffer
+    /// was released; the read that follows then takes the whole burst at once.
+    /// Cancel-safe.
+    pub async fn wait_for_input(&mut self) -> std::io::Result<()> {
+        if self.input.capacity() == 0 {
+            self.stream.readable().await?;
+        }
+        Ok(())
     }
 }
 

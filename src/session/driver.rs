@@ -17,7 +17,7 @@ use super::respond;
 use crate::decision::Decision;
 use crate::milter::command::Command;
 use crate::milter::error::ProtocolError;
-use crate::milter::framed::{Framed, ReadError};
+use crate::milter::framed::{Framed, ReadError, Readable};
 use crate::milter::negotiate::Negotiated;
 use crate::milter::response::Response;
 use crate::panic_guard::catch_panic;
@@ -70,7 +70,7 @@ pub async fn serve_connection<S, F>(
     shutdown: Shutdown,
 ) -> Result<Ended, SessionError>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + Readable,
     F: Filter,
 {
     let metrics = crate::observe::metrics::metrics();
@@ -111,7 +111,7 @@ struct Driver<S, F> {
 
 impl<S, F> Driver<S, F>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + Readable,
     F: Filter,
 {
     fn new(
@@ -146,7 +146,13 @@ where
             if matches!(command, Command::Mail { .. }) {
                 self.refresh_service();
             }
-            match self.session.on_command(command)? {
+            let step = self.session.on_command(command)?;
+            if self.session.is_idle() {
+                // Between messages the read buffer goes: 10,000 idle sessions hold
+                // 64 MB instead of 144 MB (see Framed::wait_for_input).
+                self.framed.release();
+            }
+            match step {
                 Step::Silent => {}
                 Step::Reply(reply) => self.send(&[reply]).await?,
                 Step::Close => return Ok(Ended::Quit),
@@ -162,9 +168,6 @@ where
                     );
                     self.end_of_message(*tx).instrument(span).await?
                 }
-            }
-            if self.session.is_idle() {
-                self.framed.shrink();
             }
         }
     }
@@ -182,7 +185,11 @@ where
         if idle && self.shutdown.is_triggered() {
             return Ok(Next::Shutdown);
         }
-        let read = timeout(limit, self.framed.read_packet());
+        let framed = &mut self.framed;
+        let read = timeout(limit, async move {
+            framed.wait_for_input().await?;
+            framed.read_packet().await
+        });
         let outcome = tokio::select! {
             biased;
             () = self.shutdown.wait(), if idle => return Ok(Next::Shutdown),
