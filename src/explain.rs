@@ -70,6 +70,7 @@ impl ScanInput {
             headers_exact: true,
             body: Bytes::from(body),
             body_size,
+            headers_dropped: 0,
         }
     }
 }

@@ -120,6 +120,9 @@ pub struct Transaction {
     pub body: Bytes,
     /// The body's full size in bytes, even when `body` was cut at the maximum.
     pub body_size: u64,
+    /// Header fields beyond `server.max_header_fields` or `max_header_size`:
+    /// counted, not kept.
+    pub headers_dropped: u64,
 }
 
 impl Transaction {

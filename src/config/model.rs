@@ -52,6 +52,16 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     pub max_packet_size: usize,
     pub max_message_size: usize,
+    /// Header fields a message may have, and their size in all; a message with
+    /// more is refused (552 5.3.4) and never held in memory whole.
+    pub max_header_fields: usize,
+    pub max_header_size: usize,
+    /// MIME parts the content checks (rules, per-attachment scanning) take apart;
+    /// a message with more gets `on_oversize` there.
+    pub max_mime_parts: usize,
+    /// What a message gets when a rule needs its content and the content is over
+    /// `max_mime_parts`: the rules cannot see it.
+    pub on_oversize: OnOversize,
     /// Add `X-Mailwarden: <version> <queue id>` to every message.
     pub trace_header: bool,
 }
@@ -66,6 +76,8 @@ impl ServerConfig {
             progress_interval: self.progress_interval,
             max_packet: self.max_packet_size,
             max_body: self.max_message_size,
+            max_headers: self.max_header_fields,
+            max_header_bytes: self.max_header_size,
         }
     }
 }

@@ -50,6 +50,10 @@ struct RawServer {
     shutdown_timeout: S<String>,
     max_packet_size: S<String>,
     max_message_size: S<String>,
+    max_header_fields: S<i64>,
+    max_header_size: S<String>,
+    max_mime_parts: S<i64>,
+    on_oversize: S<String>,
     trace_header: Option<bool>,
 }
 
@@ -246,6 +250,25 @@ fn check_server(c: &mut Checker, raw: RawServer) -> ServerConfig {
             MAX_CHUNK + 16,
         ),
         max_message_size: c.size(raw.max_message_size, "server.max_message_size", 64 << 20, 1),
+        max_header_fields: c.integer(
+            raw.max_header_fields,
+            "server.max_header_fields",
+            1000,
+            10..1_000_001,
+        ) as usize,
+        max_header_size: c.size(raw.max_header_size, "server.max_header_size", 1 << 20, 1024),
+        max_mime_parts: c.integer(
+            raw.max_mime_parts,
+            "server.max_mime_parts",
+            1000,
+            1..1_000_001,
+        ) as usize,
+        on_oversize: c.value(
+            raw.on_oversize,
+            "server.on_oversize",
+            OnOversize::Tempfail,
+            super::antivirus::parse_on_oversize,
+        ),
         trace_header: raw.trace_header.unwrap_or(true),
     }
 }

@@ -29,18 +29,22 @@ pub struct Rule {
 pub enum Enforcer {
     Dmarc,
     Antivirus,
+    /// The content checks, for a message past `server.max_mime_parts`.
+    Content,
 }
 
 impl Enforcer {
-    pub const ALL: [(&'static str, Enforcer); 2] = [
+    pub const ALL: [(&'static str, Enforcer); 3] = [
         ("dmarc", Enforcer::Dmarc),
         ("antivirus", Enforcer::Antivirus),
+        ("content", Enforcer::Content),
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Enforcer::Dmarc => "dmarc",
             Enforcer::Antivirus => "antivirus",
+            Enforcer::Content => "content",
         }
     }
 }

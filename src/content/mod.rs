@@ -9,6 +9,13 @@ use std::borrow::Cow;
 
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
+/// At most how many MIME parts `raw` can have: its lines that start with `--` (every
+/// boundary delimiter is one), counted without parsing, so a message built to
+/// cost the parser (100,000 parts) is turned away before it is parsed.
+pub fn parts_upper_bound(raw: &[u8]) -> usize {
+    memchr::memmem::find_iter(raw, b"\n--").count() + usize::from(raw.starts_with(b"--"))
+}
+
 /// Parses a whole message (header block and body).
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default().parse(raw)

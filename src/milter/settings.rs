@@ -19,6 +19,10 @@ pub struct SessionSettings {
     pub max_packet: usize,
     /// Largest body kept in memory for the filter; the rest is counted, not kept.
     pub max_body: usize,
+    /// Header fields kept per message, and their bytes in all; beyond either the
+    /// rest is counted, not kept (the filter refuses such a message).
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
 }
 
 impl Default for SessionSettings {
@@ -31,6 +35,8 @@ impl Default for SessionSettings {
             progress_interval: Duration::from_secs(10),
             max_packet: super::codec::DEFAULT_MAX_PACKET,
             max_body: 64 * 1024 * 1024,
+            max_headers: 1000,
+            max_header_bytes: 1024 * 1024,
         }
     }
 }

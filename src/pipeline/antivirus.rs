@@ -27,14 +27,18 @@ pub(super) struct Antivirus {
     /// Rules are configured: they may use the outcome, so a refused message is
     /// scanned too.
     pub rules_configured: bool,
+    /// `server.max_mime_parts`: per-attachment scanning of a message with more is
+    /// the oversize case.
+    pub max_parts: usize,
 }
 
 impl Antivirus {
-    pub fn new(config: &AntivirusConfig, rules_configured: bool) -> Self {
+    pub fn new(config: &AntivirusConfig, rules_configured: bool, max_parts: usize) -> Self {
         Antivirus {
             config: config.clone(),
             scanner: Arc::new(Scanner::new(config)),
             rules_configured,
+            max_parts,
         }
     }
 
@@ -47,7 +51,7 @@ impl Antivirus {
             s.edits.extend(removal);
         }
         let started = Instant::now();
-        let outcome = scan_message(s.tx, s.message(), &self.config, &self.scanner).await;
+        let outcome = scan_message(s.tx, s.message(), self).await;
         s.timings.clamd = Some(started.elapsed());
         let step = outcome_step(s.tx, &self.config, &self.scanner, &outcome).await;
         s.note(&step.note);
@@ -75,17 +79,20 @@ impl Antivirus {
 /// Sends the message to clamd as configured: whole, or each decoded part on its own.
 /// A body cut at `server.max_message_size` is oversize: what clamd would see is not
 /// the message.
-async fn scan_message(
-    tx: &Transaction,
-    message: &[u8],
-    av: &AntivirusConfig,
-    scanner: &Scanner,
-) -> Outcome {
+async fn scan_message(tx: &Transaction, message: &[u8], av: &Antivirus) -> Outcome {
+    let scanner = &av.scanner;
     let size = (message.len() - tx.body.len()) as u64 + tx.body_size;
     if tx.body_truncated() || size > scanner.max_size() as u64 {
         return Outcome::Oversize { size };
     }
-    if av.mode == ScanMode::Attachments
+    if av.config.mode == ScanMode::Attachments {
+        // Taking apart more parts than this would cost more than the whole
+        // message is worth, one clamd stream each.
+        if crate::content::parts_upper_bound(message) > av.max_parts {
+            return Outcome::Oversize { size };
+        }
+    }
+    if av.config.mode == ScanMode::Attachments
         && let Some(parsed) = crate::content::parse(message)
     {
         let scan = crate::content::scan_parts(&parsed);

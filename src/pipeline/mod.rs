@@ -72,10 +72,9 @@ impl Pipeline {
                 inbound: config.inbound.clone(),
                 authserv_id,
             },
-            antivirus: config
-                .antivirus
-                .as_ref()
-                .map(|av| Antivirus::new(av, !config.rules.is_empty())),
+            antivirus: config.antivirus.as_ref().map(|av| {
+                Antivirus::new(av, !config.rules.is_empty(), config.server.max_mime_parts)
+            }),
             rules: Rules::from_config(config),
             rewrites: Rewrites {
                 trace_header: config.server.trace_header,
@@ -121,6 +120,26 @@ impl Pipeline {
     /// Runs every stage in order and keeps what each found.
     pub async fn run(&self, tx: &Transaction) -> Findings {
         let mut s = State::new(tx, Direction::of(tx, &self.dmarc.inbound));
+        // Header fields past the limits were never kept: nothing can judge the
+        // message, so it is refused with a reply that says why.
+        if tx.headers_dropped > 0 {
+            let text = format!(
+                "mailwarden: too many or too large header fields ({} over server.max_header_fields or max_header_size)",
+                tx.headers_dropped
+            );
+            s.note(format_args!(
+                "{} header fields over the limits",
+                tx.headers_dropped
+            ));
+            let reason = std::mem::take(&mut s.reason);
+            return s.findings(Decision {
+                edits: Vec::new(),
+                verdict: crate::decision::Verdict::Reject(crate::reply::SmtpReply::fixed(
+                    552, "5.3.4", text,
+                )),
+                reason,
+            });
+        }
         self.inbound.run(&mut s).await;
         if let Some(tempfail) = self.dmarc.run(&mut s).break_value() {
             return s.findings(tempfail);

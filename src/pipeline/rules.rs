@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use super::state::State;
-use crate::config::{Action, Config, Enforcer, RateLimit, Rule};
+use crate::config::{Action, Config, Enforcer, OnOversize, RateLimit, Rule};
 use crate::decision::{Edit, Verdict};
 use crate::policy::{self, Content, Facts, Limiter};
+use crate::reply::SmtpReply;
 
 pub(super) struct Rules {
     pub rules: Vec<Rule>,
@@ -17,6 +18,8 @@ pub(super) struct Rules {
     pub need_content: bool,
     pub monitor: bool,
     pub archive_depth: u32,
+    pub max_parts: usize,
+    pub on_oversize: OnOversize,
 }
 
 impl Rules {
@@ -29,6 +32,8 @@ impl Rules {
             need_content: config.rules.iter().any(|r| r.when.needs_content()),
             monitor: config.policy_monitor,
             archive_depth: config.archive_depth,
+            max_parts: config.server.max_mime_parts,
+            on_oversize: config.server.on_oversize,
         })
     }
 
@@ -39,12 +44,31 @@ impl Rules {
 
     /// `explain` keeps every condition's reason (for `mailwarden scan`).
     pub fn run(&self, s: &mut State<'_>, explain: bool) {
+        // Rules that read the content cannot judge a message whose MIME is past
+        // server.max_mime_parts: it gets server.on_oversize, never a silent pass.
+        let too_complex =
+            self.need_content && crate::content::parts_upper_bound(s.message()) > self.max_parts;
+        if too_complex {
+            let action = super::dmarc::on_oversize_name(self.on_oversize);
+            s.note(format_args!(
+                "content not read: over server.max_mime_parts ({}); server.on_oversize = {action}",
+                self.max_parts
+            ));
+            s.oversize.push(("mime", action));
+            let text = "mailwarden: message has too many MIME parts to check";
+            let verdict = match self.on_oversize {
+                OnOversize::Accept => Verdict::Accept,
+                OnOversize::Tempfail => Verdict::Tempfail(SmtpReply::fixed(452, "4.3.4", text)),
+                OnOversize::Reject => Verdict::Reject(SmtpReply::fixed(552, "5.3.4", text)),
+            };
+            s.enforce(Enforcer::Content, verdict, None);
+        }
         let facts = Facts::gather(
             s.tx,
             &s.direction,
             s.auth.as_ref(),
             s.scan.as_ref(),
-            self.need_content.then(|| Content {
+            (self.need_content && !too_complex).then(|| Content {
                 message: s.message(),
                 archive_depth: self.archive_depth,
             }),

@@ -122,7 +122,7 @@ where
     ) -> Self {
         let service = services.borrow().clone();
         let framed = Framed::new(stream, service.settings.max_packet);
-        let session = Session::new(id, service.filter.needs(), service.settings.max_body);
+        let session = Session::new(id, service.filter.needs(), &service.settings);
         Driver {
             id,
             framed,

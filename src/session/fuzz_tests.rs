@@ -22,7 +22,13 @@ const NEEDS: Needs = Needs {
 /// Returns how many commands were accepted before the first error.
 fn drive(bytes: &[u8]) -> usize {
     let mut buf = BytesMut::from(bytes);
-    let mut session = Session::new(1, NEEDS, 128);
+    let limits = crate::milter::SessionSettings {
+        max_body: 128,
+        max_headers: 16,
+        max_header_bytes: 1024,
+        ..Default::default()
+    };
+    let mut session = Session::new(1, NEEDS, &limits);
     let mut accepted = 0;
     loop {
         let packet = match decode_packet(&mut buf, 4096) {

@@ -11,7 +11,7 @@ use crate::milter::error::ProtocolError;
 use crate::milter::flags::{Actions, Protocol, Stage};
 use crate::milter::negotiate::{Negotiated, negotiate};
 use crate::milter::response::Response;
-use crate::milter::{BodyNeed, Needs};
+use crate::milter::{BodyNeed, Needs, SessionSettings};
 use crate::transaction::{Client, EnvelopeAddress, HeaderField, Transaction};
 
 /// What the driver must do after one command.
@@ -67,6 +67,8 @@ struct MessageParts {
     body: Vec<Bytes>,
     kept: usize,
     size: u64,
+    header_bytes: usize,
+    headers_dropped: u64,
     skipped: bool,
 }
 
@@ -74,6 +76,8 @@ pub(crate) struct Session {
     id: u64,
     needs: Needs,
     max_body: usize,
+    max_headers: usize,
+    max_header_bytes: usize,
     state: State,
     negotiated: Option<Negotiated>,
     macros: MacroStore,
@@ -82,11 +86,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(id: u64, needs: Needs, max_body: usize) -> Self {
+    pub(crate) fn new(id: u64, needs: Needs, limits: &SessionSettings) -> Self {
         Session {
             id,
             needs,
-            max_body,
+            max_body: limits.max_body,
+            max_headers: limits.max_headers,
+            max_header_bytes: limits.max_header_bytes,
             state: State::Greeting,
             negotiated: None,
             macros: MacroStore::default(),
@@ -199,7 +205,15 @@ impl Session {
             }
             Command::Header { name, value } => {
                 self.require(State::Rcpt..=State::Headers, "HEADER")?;
-                self.message.headers.push(HeaderField { name, value });
+                let bytes = name.len() + value.len();
+                if self.message.headers.len() < self.max_headers
+                    && self.message.header_bytes + bytes <= self.max_header_bytes
+                {
+                    self.message.header_bytes += bytes;
+                    self.message.headers.push(HeaderField { name, value });
+                } else {
+                    self.message.headers_dropped += 1;
+                }
                 self.state = State::Headers;
                 Ok(self.continue_unless(Protocol::NR_HEADER))
             }
@@ -324,6 +338,7 @@ impl Session {
             headers_exact: self.negotiated.is_some_and(|n| n.headers_exact()),
             body,
             body_size: parts.size,
+            headers_dropped: parts.headers_dropped,
         }
     }
 }
@@ -344,8 +359,16 @@ mod tests {
         session_with(protocol, NEEDS, 1 << 20)
     }
 
+    fn limits(max_body: usize) -> SessionSettings {
+        SessionSettings {
+            max_body,
+            max_headers: 3,
+            ..SessionSettings::default()
+        }
+    }
+
     fn session_with(protocol: u32, needs: Needs, max_body: usize) -> Session {
-        let mut s = Session::new(7, needs, max_body);
+        let mut s = Session::new(7, needs, &limits(max_body));
         let step = s
             .on_command(Command::OptNeg {
                 version: 6,
@@ -479,7 +502,7 @@ mod tests {
 
     #[test]
     fn out_of_order_commands_are_errors() {
-        let mut s = Session::new(1, NEEDS, 100);
+        let mut s = Session::new(1, NEEDS, &limits(100));
         assert!(matches!(
             s.on_command(connect()),
             Err(ProtocolError::OutOfOrder {

@@ -250,7 +250,9 @@ pub(super) fn check_rules(
                     .find(|(n, _)| *n == t)
                     .map(|(_, e)| *e)
                     .ok_or_else(|| {
-                        format!("{t:?} is not a check a rule can skip: use dmarc or antivirus")
+                        format!(
+                            "{t:?} is not a check a rule can skip: use dmarc, antivirus or content"
+                        )
                     })
             },
         );
