@@ -102,6 +102,60 @@ pub mod clamd {
     pub use crate::scan::clamd::{CHUNK, Connection, Reply, parse_reply};
 }
 
+/// Entry points for the cargo-fuzz targets in `fuzz/`: everything that parses
+/// what the outside sends. Built only with the `fuzzing` feature; not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Bytes from the MTA through framing, command decoding and a session.
+    pub fn milter(data: &[u8]) {
+        crate::session::drive::drive(data);
+    }
+
+    /// A message through the MIME walk, per-attachment decoding, archive member
+    /// names and attachment stripping.
+    pub fn mime(data: &[u8]) {
+        if let Some(message) = crate::content::parse(data) {
+            let parts = crate::content::scan_parts(&message);
+            for (_, content) in &parts.parts {
+                crate::content::archive::zip_names(content, 3);
+            }
+            let _ = crate::content::strip::strip(
+                &message,
+                data,
+                memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |i| i + 4),
+                |c| c.ext == "exe",
+                |name| format!("removed {name}"),
+            );
+        }
+        crate::content::parts_upper_bound(data);
+    }
+
+    /// A configuration file through the parser and checker.
+    pub fn config(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            let _ = crate::config::parse_str(text, None);
+        }
+    }
+
+    /// An Authentication-Results value through the forged-header check.
+    pub fn authres(data: &[u8]) {
+        crate::auth::forged::claims(data, "mx.example.com");
+    }
+
+    /// A DMARC record through our parser.
+    pub fn dmarc_record(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            let _ = crate::auth::dmarc::parse_record(text);
+        }
+    }
+
+    /// An SPF record through the parser the checks use (mail-auth's today).
+    pub fn spf_record(data: &[u8]) {
+        let _ = <mail_auth::spf::Spf as mail_auth::common::parse::TxtRecordParser>::parse(data);
+    }
+}
+
 /// What the benches measure on its own: rule evaluation over a transaction, the
 /// MIME walk, DKIM signing.
 pub mod bench {

@@ -6,7 +6,7 @@
 mod cache;
 pub mod dmarc;
 mod dns;
-mod forged;
+pub(crate) mod forged;
 pub mod results;
 mod spf;
 mod verify;

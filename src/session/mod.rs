@@ -4,6 +4,8 @@
 //! end-of-message, the translation of its decision into responses, and the accept
 //! loops. It knows what a message is, never what is checked in it.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod drive;
 pub mod driver;
 pub mod filter;
 pub(crate) mod machine;
