@@ -14,7 +14,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(milter mime config authres dmarc_record spf_record)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd fuzz
-cargo +nightly fuzz build -O "${targets[@]}" 2>&1 | tail -1
+cargo +nightly fuzz build -O 2>&1 | tail -1
 printf '%-14s %8s %14s  %s\n' target seconds executions result
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"

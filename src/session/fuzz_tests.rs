@@ -6,7 +6,6 @@
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
-
 use super::drive::drive;
 use crate::milter::codec::decode_packet;
 use crate::milter::command::Command;

@@ -4,7 +4,7 @@
 //! the EICAR string anywhere (`Win.Test.EICAR_NDB-1`). Also a fake clamd that
 //! accepts connections and never answers.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -155,8 +155,19 @@ fn ping<S: std::io::Read + std::io::Write>(mut s: S) -> bool {
     s.write_all(b"zPING\0").is_ok() && s.read_to_end(&mut reply).is_ok() && reply == b"PONG\0"
 }
 
-/// A "clamd" that accepts every connection, reads what it is sent, and never
-/// answers: the hung-scanner case. Lives as long as the returned value.
+/// How a broken clamd misbehaves (fault injection; the real clamd is `Clamd`).
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Takes the connection and the data, never answers: a hung scanner.
+    Silent,
+    /// Answers with bytes that are no clamd reply.
+    Garbage,
+    /// Resets the connection after the first bytes.
+    Reset,
+}
+
+/// A "clamd" that accepts every connection and then misbehaves as `fault` says.
+/// Lives as long as the returned value.
 pub struct SilentClamd {
     pub port: u16,
     _listener: std::thread::JoinHandle<()>,
@@ -164,6 +175,10 @@ pub struct SilentClamd {
 
 impl SilentClamd {
     pub fn start() -> SilentClamd {
+        Self::with(Fault::Silent)
+    }
+
+    pub fn with(fault: Fault) -> SilentClamd {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let handle = std::thread::spawn(move || {
@@ -171,9 +186,22 @@ impl SilentClamd {
                 std::thread::spawn(move || {
                     let mut conn = conn;
                     let mut sink = [0u8; 65536];
-                    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
-                    // Keep the connection open after the client is done sending.
-                    std::thread::sleep(Duration::from_secs(600));
+                    match fault {
+                        Fault::Silent => {
+                            while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+                            // Keep the connection open after the client is done.
+                            std::thread::sleep(Duration::from_secs(600));
+                        }
+                        Fault::Garbage => {
+                            let _ = conn.read(&mut sink);
+                            let _ = conn.write_all(b"\x00\xffNOT A CLAMD REPLY \x1b[31m\n");
+                        }
+                        Fault::Reset => {
+                            let _ = conn.read(&mut sink);
+                            // SO_LINGER 0: close sends RST instead of FIN.
+                            let _ = socket_linger_zero(&conn);
+                        }
+                    }
                 });
             }
         });
@@ -181,5 +209,28 @@ impl SilentClamd {
             port,
             _listener: handle,
         }
+    }
+}
+
+fn socket_linger_zero(conn: &std::net::TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized linger struct.
+    let r = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
