@@ -101,6 +101,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.stream.flush().await
     }
 
+    /// True while an input buffer is allocated.
+    pub fn holds_buffer(&self) -> bool {
+        self.input.capacity() > 0
+    }
+
     /// Releases the input buffer when it is empty: an idle connection keeps only
     /// its socket (see [`Framed::wait_for_input`]).
     pub fn release(&mut self) {
@@ -114,7 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Readable> Framed<S> {
     /// Waits, holding no buffer, until the stream has bytes when the input buffer
     /// was released; the read that follows then takes the whole burst at once.
     /// Cancel-safe.
-    pub async fn wait_for_input(&mut self) -> std::io::Result<()> {
+    pub async fn wait_for_input(&self) -> std::io::Result<()> {
         if self.input.capacity() == 0 {
             self.stream.readable().await?;
         }

@@ -185,11 +185,28 @@ where
         if idle && self.shutdown.is_triggered() {
             return Ok(Next::Shutdown);
         }
-        let framed = &mut self.framed;
-        let read = timeout(limit, async move {
-            framed.wait_for_input().await?;
-            framed.read_packet().await
-        });
+        if !self.framed.holds_buffer() {
+            // Between messages the connection holds no read buffer: wait for the
+            // next burst without one (a separate await keeps the read's own future
+            // as small as it was: moving a larger one cost more than the buffer).
+            let wait = timeout(limit, self.framed.wait_for_input());
+            let ready = tokio::select! {
+                biased;
+                () = self.shutdown.wait(), if idle => return Ok(Next::Shutdown),
+                ready = wait => ready,
+            };
+            match ready {
+                Err(_) => {
+                    return Err(SessionError::Timeout {
+                        waiting_for,
+                        after: limit,
+                    });
+                }
+                Ok(Err(e)) => return Err(SessionError::Io(e)),
+                Ok(Ok(())) => {}
+            }
+        }
+        let read = timeout(limit, self.framed.read_packet());
         let outcome = tokio::select! {
             biased;
             () = self.shutdown.wait(), if idle => return Ok(Next::Shutdown),
