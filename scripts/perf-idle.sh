@@ -15,10 +15,11 @@ trap 'kill $mw 2>/dev/null; wait $mw 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$mw/status"; }
 before=$(rss)
+fds_before=$(ls "/proc/$mw/fd" | wc -l)
 ./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --idle "$n" --hold 8 >"$work/load.log" 2>&1 &
 load=$!
 sleep 6
 with=$(rss)
-sessions=$(($(ls "/proc/$mw/fd" | wc -l) - 12))
+sessions=$(($(ls "/proc/$mw/fd" | wc -l) - fds_before))
 wait $load || true
 echo "RSS before: $before kB; with $sessions idle sessions: $with kB ($(( (with - before) * 1024 / (sessions > 0 ? sessions : 1) )) bytes per session)"
