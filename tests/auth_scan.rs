@@ -561,3 +561,33 @@ fn a_from_domain_dns_cannot_hold_is_a_permerror_not_a_temperror() {
         assert_ne!(v["verdict"], "tempfail", "{from}: {v:#}");
     }
 }
+
+/// Fault injection: a name server that never answers, one that answers SERVFAIL,
+/// and one whose answers are truncated with no TCP behind them. Each is a DNS
+/// failure: temperror within `timeout × attempts`, then `on_dns_error` (tempfail).
+#[test]
+fn a_broken_name_server_is_temperror_and_tempfail_never_a_pass_or_fail() {
+    use common::dns_fault::{BrokenDns, DnsFault};
+    let Some(env) = env("") else { return };
+    for fault in [DnsFault::Silent, DnsFault::ServFail, DnsFault::Truncated] {
+        let dns = BrokenDns::start(fault);
+        let config = env.dir.path().join(format!("{fault:?}.toml"));
+        write_config(&config, &dns.address(), "");
+        let started = std::time::Instant::now();
+        let v = scan_with(
+            &config,
+            env.dir.path(),
+            IP,
+            HELO,
+            "alice@sender.test",
+            &signed("signed-rsa.eml"),
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{fault:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(result(&v, "dmarc"), "temperror", "{fault:?}: {v:#}");
+        assert_eq!(v["verdict"], "tempfail", "{fault:?}: {v:#}");
+    }
+}

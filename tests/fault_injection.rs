@@ -1,6 +1,7 @@
 //! Fault injection through a real Postfix with fail-closed antivirus: a clamd that
 //! hangs, answers garbage or resets the connection, SIGHUP storms that alternate a
-//! broken and a good config, and SMTP clients that vanish mid-message. For every
+//! broken and a good config, SMTP clients that vanish mid-message, SIGTERM while
+//! mail flows (DNS faults are in `auth_scan.rs`). For every
 //! message the test counts what Postfix did with it (delivered, 4xx, 5xx) and
 //! asserts that none was lost and none was delivered unscanned
 //! (scenario `tests/scenarios/fault_injection`).
@@ -184,4 +185,42 @@ fn smtp_clients_vanishing_mid_message_lose_nothing_else() {
             .any(|d| d.headers().contains("<vanished@sender.test>")),
         "half a message was delivered"
     );
+}
+
+#[test]
+fn sigterm_under_load_loses_nothing() {
+    if !have_everything() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fault-term");
+    let clamd = Clamd::start(dir.path(), "30M");
+    let (mut mw, postfix) = stack(dir.path(), &clamd.tcp());
+    let postfix = std::sync::Arc::new(postfix);
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let postfix = postfix.clone();
+            std::thread::spawn(move || {
+                let mut tally = Tally(Vec::new());
+                for i in 0..6 {
+                    tally.send(&postfix, &format!("term-{t}-{i}"), i == 3);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                tally
+            })
+        })
+        .collect();
+    // SIGTERM once mail is flowing.
+    common::wait_for(Duration::from_secs(10), || {
+        postfix.flush();
+        (postfix.delivered().len() >= 2).then_some(())
+    });
+    mw.signal("TERM");
+    let mut all = Tally(Vec::new());
+    for s in senders {
+        all.0.extend(s.join().unwrap().0);
+    }
+    let (delivered, temp, perm) = all.check(&postfix);
+    assert_eq!(delivered + temp + perm, 24);
+    assert!(delivered >= 2, "{delivered} delivered");
+    assert!(mw.stop().is_some(), "the daemon exited after the drain");
 }

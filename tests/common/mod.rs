@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod clamd;
+pub mod dns_fault;
 pub mod knot;
 pub mod mailwarden;
 pub mod postfix;
