@@ -91,6 +91,18 @@ fn stack(dir: &std::path::Path, clamd: &str) -> (Mailwarden, Postfix) {
     (mw, postfix)
 }
 
+/// A temp dir with a real clamd, mailwarden and Postfix; `None` (outside CI) when
+/// one of them is not installed.
+fn with_clamd(prefix: &str) -> Option<(tempfile::TempDir, Clamd, Mailwarden, Postfix)> {
+    if !have_everything() {
+        return None;
+    }
+    let dir = shared_tempdir(prefix);
+    let clamd = Clamd::start(dir.path(), "30M");
+    let (mw, postfix) = stack(dir.path(), &clamd.tcp());
+    Some((dir, clamd, mw, postfix))
+}
+
 #[test]
 fn a_broken_clamd_tempfails_everything_and_delivers_nothing_unscanned() {
     if !have_everything() {
@@ -116,12 +128,9 @@ fn a_broken_clamd_tempfails_everything_and_delivers_nothing_unscanned() {
 
 #[test]
 fn sighup_storms_with_a_broken_config_lose_nothing() {
-    if !have_everything() {
+    let Some((_dir, _clamd, mw, postfix)) = with_clamd("mw-fault-hup") else {
         return;
-    }
-    let dir = shared_tempdir("mw-fault-hup");
-    let clamd = Clamd::start(dir.path(), "30M");
-    let (mw, postfix) = stack(dir.path(), &clamd.tcp());
+    };
     let good = std::fs::read_to_string(&mw.config_path).unwrap();
     let broken = good.replace("on_error = \"tempfail\"", "on_error = \"maybe\"");
     let mut tally = Tally(Vec::new());
@@ -140,12 +149,9 @@ fn sighup_storms_with_a_broken_config_lose_nothing() {
 
 #[test]
 fn smtp_clients_vanishing_mid_message_lose_nothing_else() {
-    if !have_everything() {
+    let Some((_dir, _clamd, mw, postfix)) = with_clamd("mw-fault-vanish") else {
         return;
-    }
-    let dir = shared_tempdir("mw-fault-vanish");
-    let clamd = Clamd::start(dir.path(), "30M");
-    let (mw, postfix) = stack(dir.path(), &clamd.tcp());
+    };
     let mut tally = Tally(Vec::new());
     for i in 0..5 {
         // A client that starts DATA, sends half a message and hangs up.
@@ -189,12 +195,9 @@ fn smtp_clients_vanishing_mid_message_lose_nothing_else() {
 
 #[test]
 fn sigterm_under_load_loses_nothing() {
-    if !have_everything() {
+    let Some((_dir, _clamd, mut mw, postfix)) = with_clamd("mw-fault-term") else {
         return;
-    }
-    let dir = shared_tempdir("mw-fault-term");
-    let clamd = Clamd::start(dir.path(), "30M");
-    let (mut mw, postfix) = stack(dir.path(), &clamd.tcp());
+    };
     let postfix = std::sync::Arc::new(postfix);
     let senders: Vec<_> = (0..4)
         .map(|t| {
