@@ -10,7 +10,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::state::State;
-use crate::config::{AntivirusConfig, Enforcer, OnInfected, OnOversize, OnScanError, ScanMode};
+use crate::config::{AntivirusConfig, Enforcer, OnInfected, OnScanError, ScanMode};
 use crate::decision::{Edit, Verdict, delete_headers};
 use crate::reply::SmtpReply;
 use crate::scan::{Outcome, Scanner, Streams};
@@ -67,10 +67,8 @@ impl Antivirus {
             s.enforce(Enforcer::Antivirus, v, None);
         }
         if matches!(outcome, Outcome::Oversize { .. }) {
-            s.oversize.push((
-                "antivirus",
-                super::dmarc::on_oversize_name(self.config.on_oversize),
-            ));
+            s.oversize
+                .push(("antivirus", super::oversize::name(self.config.on_oversize)));
         }
         s.scan = Some(outcome);
     }
@@ -198,21 +196,16 @@ async fn outcome_step(
                 "mailwarden: message too large to scan for viruses ({size} bytes, limit {})",
                 scanner.max_size()
             );
-            match av.on_oversize {
-                OnOversize::Accept => AvStep {
+            match super::oversize::verdict(av.on_oversize, &text) {
+                Verdict::Accept => AvStep {
                     verdict: None,
                     edits: vec![header(VIRUS_SCANNED, "skipped (size)".into())],
                     note,
                 },
-                OnOversize::Tempfail => AvStep {
-                    verdict: Some(tempfail_reply(452, "4.3.4", text)),
+                refused => AvStep {
+                    note: format!("{note}; {}", super::oversize::name(av.on_oversize)),
+                    verdict: Some(refused),
                     edits: Vec::new(),
-                    note: format!("{note}; tempfailed"),
-                },
-                OnOversize::Reject => AvStep {
-                    verdict: Some(reply(552, "5.3.4", text)),
-                    edits: Vec::new(),
-                    note: format!("{note}; rejected"),
                 },
             }
         }

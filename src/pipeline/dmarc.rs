@@ -7,7 +7,7 @@
 
 use super::state::{Flow, State};
 use crate::auth::{self, AuthReport, AuthResult, Policy};
-use crate::config::{Enforcer, InboundConfig, OnDnsError, OnOversize};
+use crate::config::{Enforcer, InboundConfig, OnDnsError};
 use crate::decision::{Decision, Edit, Verdict};
 use crate::reply::SmtpReply;
 
@@ -36,7 +36,7 @@ impl DmarcDecision {
             s.note(why);
         }
         if undecided {
-            let action = on_oversize_name(self.inbound.on_oversize);
+            let action = super::oversize::name(self.inbound.on_oversize);
             s.note(format_args!(
                 "DMARC undecided: a DKIM signature covers body beyond server.max_message_size; inbound.on_oversize = {action}"
             ));
@@ -73,11 +73,7 @@ impl DmarcDecision {
             let text = format!(
                 "mailwarden: message too large to check the DKIM signature DMARC of {domain} depends on"
             );
-            let verdict = match self.inbound.on_oversize {
-                OnOversize::Accept => Verdict::Accept,
-                OnOversize::Tempfail => Verdict::Tempfail(SmtpReply::fixed(452, "4.3.4", &text)),
-                OnOversize::Reject => Verdict::Reject(SmtpReply::fixed(552, "5.3.4", &text)),
-            };
+            let verdict = super::oversize::verdict(self.inbound.on_oversize, &text);
             return Ok((verdict, None, true));
         }
         match disposition.applied {
@@ -108,15 +104,6 @@ impl DmarcDecision {
             )),
             Policy::None => Ok((Verdict::Accept, None, false)),
         }
-    }
-}
-
-/// The configured word, for the decision line and the metric label.
-pub(super) fn on_oversize_name(action: OnOversize) -> &'static str {
-    match action {
-        OnOversize::Accept => "accept",
-        OnOversize::Tempfail => "tempfail",
-        OnOversize::Reject => "reject",
     }
 }
 

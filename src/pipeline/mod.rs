@@ -10,6 +10,7 @@ mod antivirus;
 mod dmarc;
 mod inbound;
 mod observation;
+mod oversize;
 mod rewrites;
 mod rules;
 mod signing;

@@ -9,7 +9,6 @@ use super::state::State;
 use crate::config::{Action, Config, Enforcer, OnOversize, RateLimit, Rule};
 use crate::decision::{Edit, Verdict};
 use crate::policy::{self, Content, Facts, Limiter};
-use crate::reply::SmtpReply;
 
 pub(super) struct Rules {
     pub rules: Vec<Rule>,
@@ -49,18 +48,14 @@ impl Rules {
         let too_complex =
             self.need_content && crate::content::parts_upper_bound(s.message()) > self.max_parts;
         if too_complex {
-            let action = super::dmarc::on_oversize_name(self.on_oversize);
+            let action = super::oversize::name(self.on_oversize);
             s.note(format_args!(
                 "content not read: over server.max_mime_parts ({}); server.on_oversize = {action}",
                 self.max_parts
             ));
             s.oversize.push(("mime", action));
             let text = "mailwarden: message has too many MIME parts to check";
-            let verdict = match self.on_oversize {
-                OnOversize::Accept => Verdict::Accept,
-                OnOversize::Tempfail => Verdict::Tempfail(SmtpReply::fixed(452, "4.3.4", text)),
-                OnOversize::Reject => Verdict::Reject(SmtpReply::fixed(552, "5.3.4", text)),
-            };
+            let verdict = super::oversize::verdict(self.on_oversize, text);
             s.enforce(Enforcer::Content, verdict, None);
         }
         let facts = Facts::gather(
