@@ -7,6 +7,7 @@ mod cache;
 pub mod dmarc;
 mod dns;
 pub(crate) mod forged;
+mod outcome;
 pub mod results;
 mod spf;
 mod verify;
