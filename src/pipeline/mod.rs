@@ -132,6 +132,7 @@ impl Pipeline {
                 "{} header fields over the limits",
                 tx.headers_dropped
             ));
+            s.oversize.push(("headers", "reject"));
             let reason = std::mem::take(&mut s.reason);
             return s.findings(Decision {
                 edits: Vec::new(),
