@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::knot::Knot;
+use common::require;
+use common::scenario::{Components, Scenario};
 use common::smtp::Peer;
-use common::{require, shared_tempdir};
 
 struct Stack {
     _dir: tempfile::TempDir,
@@ -42,51 +43,40 @@ fn genkey(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> String {
         .join("\n")
 }
 
-fn stack(prefix: &str) -> Option<Stack> {
-    if !require("postfix", "postfix")
-        || !require("smtp-sink", "postfix")
-        || !require("knotd", "knot")
-        || !require("kdig", "knot-dnsutils")
-        || !require("python3", "python3")
-    {
+/// The signing scenario (`tests/scenarios/signing`): keys made by `mailwarden
+/// genkey` into the temp dir and published in knot, mailwarden signing with them,
+/// Postfix in front.
+fn stack() -> Option<Stack> {
+    if !require("python3", "python3") {
         return None;
     }
-    let dir = shared_tempdir(prefix);
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
-    let rsa = genkey(&keys, "sign.test", "rsa", "rsa-sha256");
-    let ed = genkey(&keys, "sign.test", "ed", "ed25519-sha256");
-    // Two more domains, one key each, for messages with a single signature.
-    let rsa_only = genkey(&keys, "rsa.sign.test", "s1", "rsa-sha256");
-    let ed_only = genkey(&keys, "ed.sign.test", "s1", "ed25519-sha256");
-    // "stale" publishes the RSA key, but the config pairs that selector with the
-    // ed25519 key file: the mismatch check-config --check-dns must catch.
-    let stale = rsa.replacen("rsa._domainkey", "stale._domainkey", 1);
-    let zone = format!(
-        "$ORIGIN sign.test.\n$TTL 300\n@ SOA ns.harness.test. hostmaster.harness.test. 1 3600 600 86400 300\n\
-         @ NS ns.harness.test.\n{rsa}\n{ed}\n{stale}\n{rsa_only}\n{ed_only}\n"
-    );
-    let knot = Knot::start_with(dir.path(), &[("sign.test".to_owned(), zone)]);
-    let extra = format!(
-        "[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
-         [inbound]\nauthserv_id = \"mx.harness.test\"\n\n\
-         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"rsa\"\nkey_file = \"{k}/sign.test.rsa.pem\"\n\n\
-         [[signing.keys]]\ndomain = \"sign.test\"\nselector = \"ed\"\nkey_file = \"{k}/sign.test.ed.pem\"\nalgorithm = \"ed25519-sha256\"\n\n\
-         [[signing.keys]]\ndomain = \"rsa.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/rsa.sign.test.s1.pem\"\n\n\
-         [[signing.keys]]\ndomain = \"ed.sign.test\"\nselector = \"s1\"\nkey_file = \"{k}/ed.sign.test.s1.pem\"\n\n\
-         [[rules]]\nname = \"strip-bat\"\nwhen = {{ attachment_ext = \"bat\" }}\n\
-         then = {{ action = \"strip_attachments\", ext = \"bat\" }}\n",
-        dns = knot.address(),
-        k = keys.display()
-    );
-    let mw = common::mailwarden::Mailwarden::start(dir.path(), "", &extra);
-    let postfix = common::postfix::Postfix::start(dir.path(), &mw.addr(), "tempfail");
-    let config = mw.config_path.clone();
+    let with = Components {
+        knot: true,
+        clamd: false,
+    };
+    let s = Scenario::new("signing").start_prepared(with, |dir| {
+        let keys = dir.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let rsa = genkey(&keys, "sign.test", "rsa", "rsa-sha256");
+        let ed = genkey(&keys, "sign.test", "ed", "ed25519-sha256");
+        // Two more domains, one key each, for messages with a single signature.
+        let rsa_only = genkey(&keys, "rsa.sign.test", "s1", "rsa-sha256");
+        let ed_only = genkey(&keys, "ed.sign.test", "s1", "ed25519-sha256");
+        // "stale" publishes the RSA key, but the config pairs that selector with the
+        // ed25519 key file: the mismatch check-config --check-dns must catch.
+        let stale = rsa.replacen("rsa._domainkey", "stale._domainkey", 1);
+        let zone = format!(
+            "$ORIGIN sign.test.\n$TTL 300\n@ SOA ns.harness.test. hostmaster.harness.test. 1 3600 600 86400 300\n\
+             @ NS ns.harness.test.\n{rsa}\n{ed}\n{stale}\n{rsa_only}\n{ed_only}\n"
+        );
+        vec![("sign.test".to_owned(), zone)]
+    })?;
+    let config = s.mw.config_path.clone();
     Some(Stack {
-        _dir: dir,
-        knot,
-        mw,
-        postfix,
+        knot: s.knot.expect("the scenario starts knot"),
+        mw: s.mw,
+        postfix: s.postfix,
+        _dir: s.dir,
         config,
     })
 }
@@ -160,7 +150,7 @@ const AUTHENTICATED: Peer<'static> = Peer {
 
 #[test]
 fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
-    let Some(s) = stack("mw-sign-auth") else {
+    let Some(s) = stack() else {
         return;
     };
     let subject_words: Vec<String> = (0..30).map(|i| format!("word{i}")).collect();
@@ -211,7 +201,7 @@ fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
 
 #[test]
 fn rsa_2048_alone_and_ed25519_alone_each_verify() {
-    let Some(s) = stack("mw-sign-single") else {
+    let Some(s) = stack() else {
         return;
     };
     for (domain, algorithm) in [
@@ -246,7 +236,7 @@ fn rsa_2048_alone_and_ed25519_alone_each_verify() {
 
 #[test]
 fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
-    let Some(s) = stack("mw-sign-paths") else {
+    let Some(s) = stack() else {
         return;
     };
     let message = |id: &str, end: &str| {
@@ -306,7 +296,7 @@ fn trusted_and_locally_submitted_mail_is_signed_and_outside_mail_is_not() {
 
 #[test]
 fn check_dns_compares_published_keys_with_the_private_ones() {
-    let Some(s) = stack("mw-sign-dns") else {
+    let Some(s) = stack() else {
         return;
     };
     let run = |config: &Path| {
@@ -394,7 +384,7 @@ fn check_dns_compares_published_keys_with_the_private_ones() {
 
 #[test]
 fn a_body_the_rules_rebuilt_is_what_gets_signed() {
-    let Some(s) = stack("mw-sign-strip") else {
+    let Some(s) = stack() else {
         return;
     };
     let message = "From: App <noreply@sign.test>\nTo: bob@dest.test\nSubject: your files\n\
@@ -422,13 +412,13 @@ fn a_body_the_rules_rebuilt_is_what_gets_signed() {
 /// `on_unauthorized = "reject"` (scenario `tests/scenarios/signing_senders`).
 #[test]
 fn an_account_gets_only_its_own_from_addresses_signed() {
-    use common::scenario::{Components, Scenario};
     let scenario = Scenario::new("signing_senders");
     let Some(stack) = scenario.start_prepared(Components::default(), |dir| {
         let keys = dir.join("keys");
         std::fs::create_dir(&keys).unwrap();
         genkey(&keys, "app.test", "s1", "rsa-sha256");
         genkey(&keys, "bank.test", "s1", "rsa-sha256");
+        Vec::new()
     }) else {
         return;
     };

@@ -89,12 +89,17 @@ impl Scenario {
     /// Starts knot and clamd when asked, then mailwarden on the scenario's config and
     /// a private Postfix using it; `None` (outside CI) when a component is missing.
     pub fn start(&self, with: Components) -> Option<Stack> {
-        self.start_prepared(with, |_| {})
+        self.start_prepared(with, |_| Vec::new())
     }
 
-    /// Like [`Scenario::start`], calling `prepare` with the temp dir before
-    /// mailwarden starts (to make the keys its config names, say).
-    pub fn start_prepared(&self, with: Components, prepare: impl FnOnce(&Path)) -> Option<Stack> {
+    /// Like [`Scenario::start`], calling `prepare` with the temp dir before anything
+    /// starts (to make the keys its config names, say); the zones it returns (name,
+    /// zone file text) are served by knot beside the fixture zones.
+    pub fn start_prepared(
+        &self,
+        with: Components,
+        prepare: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Option<Stack> {
         let mut needed = vec![("postfix", "postfix"), ("smtp-sink", "postfix")];
         if with.knot {
             needed.extend([("knotd", "knot"), ("kdig", "knot-dnsutils")]);
@@ -106,8 +111,8 @@ impl Scenario {
             return None;
         }
         let dir = shared_tempdir(&format!("mw-{}", self.name));
-        prepare(dir.path());
-        let knot = with.knot.then(|| Knot::start(dir.path()));
+        let zones = prepare(dir.path());
+        let knot = with.knot.then(|| Knot::start_with(dir.path(), &zones));
         let clamd = with.clamd.then(|| Clamd::start(dir.path(), "30M"));
         let port = free_port();
         let mut vars = vec![
