@@ -116,8 +116,15 @@ struct Stack {
     postfix: Postfix,
 }
 
-fn stack(dir: &Path, antivirus: &str) -> Stack {
-    let mw = Mailwarden::start(dir, "", &format!("[antivirus]\n{antivirus}\n"));
+/// mailwarden on `tests/scenarios/SCENARIO/mailwarden.toml` with clamd at
+/// `clamd`, and Postfix in front of it.
+fn stack(dir: &Path, scenario: &str, clamd: &str) -> Stack {
+    let port = common::free_port();
+    let config = common::scenario::Scenario::new(scenario).config(&[
+        ("LISTEN", format!("inet:127.0.0.1:{port}")),
+        ("CLAMD", clamd.to_owned()),
+    ]);
+    let mw = Mailwarden::start_with_config(dir, port, &config);
     let postfix = Postfix::start(dir, &mw.addr(), "tempfail");
     Stack { mw, postfix }
 }
@@ -129,7 +136,7 @@ fn eicar_is_rejected_at_smtp_naming_the_signature_and_clean_mail_is_delivered() 
     }
     let dir = shared_tempdir("mw-av-reject");
     let clamd = Clamd::start(dir.path(), "10M");
-    let s = stack(dir.path(), &format!("clamd = \"{}\"", clamd.tcp()));
+    let s = stack(dir.path(), "antivirus_reject", &clamd.tcp());
     for (name, message) in infected_messages() {
         let out = s.postfix.send(&message);
         assert_eq!(out.last.code, 554, "{name}: {out:?}\n{}", s.mw.log());
@@ -169,10 +176,7 @@ fn quarantine_holds_and_tag_delivers_with_the_status_header() {
     // Quarantine, over clamd's unix socket.
     let held_dir = dir.path().join("quarantine");
     std::fs::create_dir(&held_dir).unwrap();
-    let s = stack(
-        &held_dir,
-        &format!("clamd = \"{}\"\non_infected = \"quarantine\"", clamd.unix()),
-    );
+    let s = stack(&held_dir, "antivirus_quarantine", &clamd.unix());
     let out = s.postfix.send(&messages[1].1);
     assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
     let queue_id = out.queue_id().unwrap();
@@ -191,10 +195,7 @@ fn quarantine_holds_and_tag_delivers_with_the_status_header() {
     // Tag.
     let tag_dir = dir.path().join("tag");
     std::fs::create_dir(&tag_dir).unwrap();
-    let s = stack(
-        &tag_dir,
-        &format!("clamd = \"{}\"\non_infected = \"tag\"", clamd.tcp()),
-    );
+    let s = stack(&tag_dir, "antivirus_tag", &clamd.tcp());
     let out = s.postfix.send(&messages[0].1);
     assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
     let delivered = s.postfix.wait_delivered("<av-plain@sender.test>");
@@ -215,10 +216,7 @@ fn clamd_down_or_hung_tempfails_and_nothing_is_delivered() {
     let mut clamd = Clamd::start(dir.path(), "10M");
     let down_dir = dir.path().join("down");
     std::fs::create_dir(&down_dir).unwrap();
-    let s = stack(
-        &down_dir,
-        &format!("clamd = \"{}\"\nscan_timeout = \"3s\"", clamd.tcp()),
-    );
+    let s = stack(&down_dir, "antivirus_timeout", &clamd.tcp());
     let check = || {
         Command::new(env!("CARGO_BIN_EXE_mailwarden"))
             .args(["check-config", "-c"])
@@ -265,10 +263,8 @@ fn clamd_down_or_hung_tempfails_and_nothing_is_delivered() {
     std::fs::create_dir(&hung_dir).unwrap();
     let s = stack(
         &hung_dir,
-        &format!(
-            "clamd = \"tcp:127.0.0.1:{}\"\nscan_timeout = \"3s\"",
-            silent.port
-        ),
+        "antivirus_timeout",
+        &format!("tcp:127.0.0.1:{}", silent.port),
     );
     let started = Instant::now();
     let out = s.postfix.send(&clean_message("av-hung"));
@@ -298,13 +294,7 @@ fn oversize_and_per_attachment_mode() {
     }
     let dir = shared_tempdir("mw-av-size");
     let clamd = Clamd::start(dir.path(), "10M");
-    let s = stack(
-        dir.path(),
-        &format!(
-            "clamd = \"{}\"\nscan = \"attachments\"\nmax_size = \"64KiB\"\non_oversize = \"reject\"",
-            clamd.tcp()
-        ),
-    );
+    let s = stack(dir.path(), "antivirus_oversize", &clamd.tcp());
     // Per-attachment mode names the file the virus is in.
     let out = s.postfix.send(&infected_messages()[1].1);
     assert_eq!(out.last.code, 554, "{out:?}\n{}", s.mw.log());
