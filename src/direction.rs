@@ -54,13 +54,18 @@ fn is_local_submission(tx: &Transaction) -> bool {
     tx.client.port == Some(0) && tx.macros.get("daemon_port").is_some_and(|p| &p[..] == b"0")
 }
 
+/// A SASL login as logs and replies may show it: no control characters, at most
+/// 128 characters (it comes from the client).
+pub fn shown_login(user: &str) -> String {
+    user.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Direction::Inbound(ip) => write!(f, "inbound from {ip}"),
             Direction::Outbound(Origin::Authenticated(user)) => {
-                let user: String = user.chars().filter(|c| !c.is_control()).take(128).collect();
-                write!(f, "outbound: authenticated as {user}")
+                write!(f, "outbound: authenticated as {}", shown_login(user))
             }
             Direction::Outbound(Origin::TrustedNetwork(ip)) => {
                 write!(f, "outbound: {ip} is in trusted_networks")

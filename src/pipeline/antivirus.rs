@@ -51,7 +51,9 @@ impl Antivirus {
             s.edits.extend(removal);
         }
         let started = Instant::now();
-        let outcome = scan_message(s.tx, s.message(), self).await;
+        let too_many_parts =
+            self.config.mode == ScanMode::Attachments && s.mime_parts() > self.max_parts;
+        let outcome = scan_message(s.tx, s.message(), self, too_many_parts).await;
         s.timings.clamd = Some(started.elapsed());
         let step = outcome_step(s.tx, &self.config, &self.scanner, &outcome).await;
         s.note(&step.note);
@@ -77,18 +79,18 @@ impl Antivirus {
 /// Sends the message to clamd as configured: whole, or each decoded part on its own.
 /// A body cut at `server.max_message_size` is oversize: what clamd would see is not
 /// the message.
-async fn scan_message(tx: &Transaction, message: &[u8], av: &Antivirus) -> Outcome {
+/// `too_many_parts`: per-attachment scanning would take apart more parts than
+/// `server.max_mime_parts`, one clamd stream each; that is the oversize case too.
+async fn scan_message(
+    tx: &Transaction,
+    message: &[u8],
+    av: &Antivirus,
+    too_many_parts: bool,
+) -> Outcome {
     let scanner = &av.scanner;
     let size = (message.len() - tx.body.len()) as u64 + tx.body_size;
-    if tx.body_truncated() || size > scanner.max_size() as u64 {
+    if tx.body_truncated() || size > scanner.max_size() as u64 || too_many_parts {
         return Outcome::Oversize { size };
-    }
-    if av.config.mode == ScanMode::Attachments {
-        // Taking apart more parts than this would cost more than the whole
-        // message is worth, one clamd stream each.
-        if crate::content::parts_upper_bound(message) > av.max_parts {
-            return Outcome::Oversize { size };
-        }
     }
     if av.config.mode == ScanMode::Attachments
         && let Some(parsed) = crate::content::parse(message)

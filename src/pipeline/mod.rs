@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Action;
-use crate::config::Config;
+use crate::config::{Config, OnOversize};
 use crate::decision::Decision;
 use crate::direction::Direction;
 use crate::milter::flags::Actions;
@@ -133,14 +133,8 @@ impl Pipeline {
                 tx.headers_dropped
             ));
             s.oversize.push(("headers", "reject"));
-            let reason = std::mem::take(&mut s.reason);
-            return s.findings(Decision {
-                edits: Vec::new(),
-                verdict: crate::decision::Verdict::Reject(crate::reply::SmtpReply::fixed(
-                    552, "5.3.4", text,
-                )),
-                reason,
-            });
+            s.verdict = oversize::verdict(OnOversize::Reject, &text);
+            return s.finish();
         }
         self.inbound.run(&mut s).await;
         if let Some(tempfail) = self.dmarc.run(&mut s).break_value() {

@@ -45,8 +45,7 @@ impl Rules {
     pub fn run(&self, s: &mut State<'_>, explain: bool) {
         // Rules that read the content cannot judge a message whose MIME is past
         // server.max_mime_parts: it gets server.on_oversize, never a silent pass.
-        let too_complex =
-            self.need_content && crate::content::parts_upper_bound(s.message()) > self.max_parts;
+        let too_complex = self.need_content && s.mime_parts() > self.max_parts;
         if too_complex {
             let action = super::oversize::name(self.on_oversize);
             s.note(format_args!(

@@ -56,6 +56,7 @@ pub(super) type Flow = ControlFlow<Decision>;
 pub(super) struct State<'t> {
     pub tx: &'t Transaction,
     whole: OnceLock<Vec<u8>>,
+    parts: OnceLock<usize>,
     pub direction: Direction,
     pub edits: Vec<Edit>,
     /// Quarantine edits, applied only if the message is finally accepted, each with
@@ -80,6 +81,7 @@ impl<'t> State<'t> {
         State {
             tx,
             whole: OnceLock::new(),
+            parts: OnceLock::new(),
             reason: direction.to_string(),
             direction,
             edits: Vec::new(),
@@ -98,6 +100,14 @@ impl<'t> State<'t> {
     /// The whole message, built once for every stage that reads it whole.
     pub fn message(&self) -> &[u8] {
         self.whole.get_or_init(|| self.tx.message()).as_slice()
+    }
+
+    /// At most how many MIME parts the message has (see
+    /// `content::parts_upper_bound`), counted once for every stage that asks.
+    pub fn mime_parts(&self) -> usize {
+        *self
+            .parts
+            .get_or_init(|| crate::content::parts_upper_bound(self.message()))
     }
 
     /// Adds a part to the reason of the decision line.

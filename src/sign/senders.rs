@@ -5,7 +5,7 @@
 //! phishing in our customers' names.
 
 use crate::config::{SenderBinding, SenderId};
-use crate::direction::Origin;
+use crate::direction::{Origin, shown_login};
 
 /// `Ok` when `origin` may send with these From addresses (or no binding is
 /// configured at all); `Err` says who may not use which address.
@@ -45,10 +45,7 @@ fn is(origin: &Origin, who: &SenderId) -> bool {
 
 fn describe(origin: &Origin) -> String {
     match origin {
-        Origin::Authenticated(user) => {
-            let user: String = user.chars().filter(|c| !c.is_control()).take(128).collect();
-            format!("user {user}")
-        }
+        Origin::Authenticated(user) => format!("user {}", shown_login(user)),
         Origin::TrustedNetwork(ip) => format!("client {ip}"),
         Origin::Local => "local submission".to_owned(),
     }

@@ -127,7 +127,6 @@ impl Scenario {
             vars.push(("CLAMD", c.tcp()));
         }
         let mw = Mailwarden::start_with_config(dir.path(), port, &self.config(&vars));
-        let vars: Vec<(&'static str, String)> = vars;
         let postfix = Postfix::start(dir.path(), &mw.addr(), "tempfail");
         Some(Stack {
             vars,
