@@ -20,6 +20,8 @@ pub use results::{AuthReport, AuthResult};
 pub use verify::Envelope;
 
 pub(crate) use dns::authenticator;
+#[cfg(feature = "fuzzing")]
+pub(crate) use spf::parse_for_fuzzing as spf_record;
 
 pub const HEADER: &str = "Authentication-Results";
 

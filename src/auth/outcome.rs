@@ -7,49 +7,51 @@ use std::net::IpAddr;
 use mail_auth::common::crypto::Algorithm;
 use mail_auth::dkim::DkimError;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
-use mail_auth::{DkimOutput, DkimResult, DnsError, Error, IprevResult, SpfResult};
+use mail_auth::{DkimOutput, DkimResult, DnsError, Error, IprevResult};
 
 use super::base64_prefix;
 use super::results::{AuthResult, MethodResult};
-use super::spf::SpfCheck;
+use super::spf::{Check, Verdict};
 
-pub(super) fn spf_result(out: &SpfCheck, ip: IpAddr) -> MethodResult {
+pub(super) fn spf_result(out: &Check, ip: IpAddr) -> MethodResult {
     let domain = &out.domain;
-    let (result, reason) = match out.result {
-        SpfResult::Pass => (
+    let (result, reason) = match &out.verdict {
+        Verdict::Pass => (
             AuthResult::Pass,
             format!("{domain} designates {ip} as permitted sender"),
         ),
-        SpfResult::Fail => (
+        Verdict::Fail => (
             AuthResult::Fail,
-            format!("{domain} does not designate {ip} as permitted sender"),
+            match &out.explanation {
+                Some(text) => format!(
+                    "{domain} does not designate {ip} as permitted sender; explanation: {}",
+                    printable(text)
+                ),
+                None => format!("{domain} does not designate {ip} as permitted sender"),
+            },
         ),
-        SpfResult::SoftFail => (
+        Verdict::SoftFail => (
             AuthResult::SoftFail,
             format!("{domain} does not designate {ip}, softly"),
         ),
-        SpfResult::Neutral => (
+        Verdict::Neutral => (
             AuthResult::Neutral,
             format!("{domain} makes no assertion about {ip}"),
         ),
-        SpfResult::None => (AuthResult::None, format!("no SPF record for {domain}")),
-        SpfResult::TempError => (
-            AuthResult::TempError,
-            format!("DNS error while checking {domain}"),
-        ),
-        SpfResult::PermError if out.void_lookups > 2 => (
-            AuthResult::PermError,
-            format!(
-                "SPF record of {domain} made {} void lookups (limit 2)",
-                out.void_lookups
-            ),
-        ),
-        SpfResult::PermError => (
-            AuthResult::PermError,
-            format!("SPF record of {domain} is invalid or exceeds 10 DNS lookups"),
-        ),
+        Verdict::None(why) => (AuthResult::None, why.clone()),
+        Verdict::TempError(why) => (AuthResult::TempError, why.clone()),
+        Verdict::PermError(why) => (AuthResult::PermError, why.clone()),
     };
     MethodResult::new("spf", result).reason(reason)
+}
+
+/// A domain owner's text, cut to printable ASCII and 200 characters (the header
+/// writer escapes what a comment cannot hold).
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(200)
+        .collect()
 }
 
 pub(super) fn dkim_result(out: &DkimOutput<'_>, body_len: u64) -> MethodResult {

@@ -5,14 +5,13 @@
 use std::net::IpAddr;
 
 use mail_auth::dkim::DkimError;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DkimResult, Error};
 
 use super::Verifier;
 use super::dmarc::{self, Identifiers, Policy};
 use super::outcome::{arc_result, dkim_result, iprev_result, spf_result};
 use super::results::{AuthReport, AuthResult, DmarcDisposition, MethodResult};
-use super::spf::{self};
+use super::spf::{self, Identity};
 
 /// What the checks need to know about the message's transaction.
 pub struct Envelope<'a> {
@@ -47,9 +46,13 @@ impl Verifier {
             if helo_is_name {
                 Some(
                     spf::check(
-                        resolver,
-                        caches,
-                        SpfParameters::verify_ehlo(env.ip, helo, &self.authserv_id),
+                        resolver.resolver(),
+                        &Identity {
+                            ip: env.ip,
+                            sender: "",
+                            helo,
+                            receiver: &self.authserv_id,
+                        },
                     )
                     .await,
                 )
@@ -61,14 +64,13 @@ impl Verifier {
             if env.mail_from.contains('@') {
                 Some(
                     spf::check(
-                        resolver,
-                        caches,
-                        SpfParameters::verify_mail_from(
-                            env.ip,
+                        resolver.resolver(),
+                        &Identity {
+                            ip: env.ip,
+                            sender: env.mail_from,
                             helo,
-                            &self.authserv_id,
-                            env.mail_from,
-                        ),
+                            receiver: &self.authserv_id,
+                        },
                     )
                     .await,
                 )
