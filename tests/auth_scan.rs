@@ -152,7 +152,7 @@ fn dkim_verifies_rsa_and_ed25519_and_reports_each_failure() {
         ("signed-header-changed.eml", &["fail"]),
         ("signed-missing-key.eml", &["permerror"]),
         ("signed-revoked.eml", &["fail"]),
-        ("signed-sha1.eml", &["policy"]),
+        ("signed-sha1.eml", &["permerror"]),
         ("signed-length-appended.eml", &["policy"]),
         ("signed-other.eml", &["pass"]),
     ];
@@ -372,11 +372,43 @@ fn a_body_cut_at_max_message_size_is_judged_on_what_is_known() {
 #[test]
 fn from_header_edge_cases_are_reported_not_crashed_on() {
     let Some(env) = env("") else { return };
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let config = |name: &str, extra_inbound: &str| {
+        let path = env.dir.path().join(name);
+        let body = text.replace("[inbound]\n", &format!("[inbound]\n{extra_inbound}"));
+        std::fs::write(&path, body).expect("write config");
+        path
+    };
+    // No From, or one without an address: DMARC cannot be evaluated, and by
+    // default (inbound.on_bad_from = "reject") that is a refusal, not a pass.
     let no_from = b"To: bob@dest.test\nSubject: no from\n\nHi.\n".to_vec();
-    let v = scan(&env, IP, HELO, "alice@sender.test", &no_from);
+    let garbage = b"From: \"Dear Customer\n Happy new year\nTo: bob@dest.test\n\nHi.\n".to_vec();
+    for (message, why) in [
+        (&no_from, "no From field"),
+        (&garbage, "From does not parse"),
+    ] {
+        let v = scan(&env, IP, HELO, "alice@sender.test", message);
+        assert_eq!(result(&v, "dmarc"), "permerror", "{v:#}");
+        assert_eq!(v["verdict"], "reject", "{v:#}");
+        assert_eq!(v["reply_code"], 550, "{v:#}");
+        assert!(
+            v["reason"].as_str().unwrap_or_default().contains(why),
+            "{v:#}"
+        );
+    }
+    let lenient = config("from-accept.toml", "on_bad_from = \"accept\"\n");
+    let v = scan_with(
+        &lenient,
+        env.dir.path(),
+        IP,
+        HELO,
+        "alice@sender.test",
+        &no_from,
+    );
     assert_eq!(result(&v, "dmarc"), "permerror", "{v:#}");
-    assert_eq!(v["verdict"], "accept");
-    // Two From domains: the failing one decides, so an extra address cannot hide it.
+    assert_eq!(v["verdict"], "accept", "configured to accept: {v:#}");
+    // Two From domains: each is evaluated and shown, the failing one decides, so
+    // an extra address cannot hide it (RFC 7489 §6.6.1).
     let two =
         b"From: alice@sender.test, x@reject.dmarc.test\nTo: bob@dest.test\nSubject: two\n\nHi.\n"
             .to_vec();
@@ -384,12 +416,35 @@ fn from_header_edge_cases_are_reported_not_crashed_on() {
     assert_eq!(result(&v, "dmarc"), "fail", "{v:#}");
     assert_eq!(
         property(&v, "dmarc", "header.from"),
-        vec!["reject.dmarc.test"]
+        vec!["reject.dmarc.test", "sender.test"]
     );
     assert_eq!(v["verdict"], "reject");
-    let garbage = b"From: not an address at all\nTo: bob@dest.test\n\nHi.\n".to_vec();
-    let v = scan(&env, IP, HELO, "alice@sender.test", &garbage);
-    assert_eq!(result(&v, "dmarc"), "permerror", "{v:#}");
+    // Two From fields count the same way; with on_multiple_from = "reject" even a
+    // passing pair is refused.
+    let fields =
+        b"From: alice@sender.test\nFrom : bob@sender.test\nTo: bob@dest.test\n\nHi.\n".to_vec();
+    let strict = config("multi-reject.toml", "on_multiple_from = \"reject\"\n");
+    let v = scan_with(&strict, env.dir.path(), IP, HELO, "alice@sender.test", &two);
+    assert_eq!(v["verdict"], "reject", "{v:#}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 author domains"),
+        "{v:#}"
+    );
+    let v = scan_with(
+        &strict,
+        env.dir.path(),
+        IP,
+        HELO,
+        "alice@sender.test",
+        &fields,
+    );
+    assert_ne!(
+        v["verdict"], "reject",
+        "one author domain in two fields: {v:#}"
+    );
 }
 
 #[test]

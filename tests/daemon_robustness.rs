@@ -20,6 +20,10 @@ use mailwarden::mta::{ClientError, MtaClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// These sessions send messages without a From field (they test the daemon, not
+/// DMARC), which `inbound.on_bad_from`'s default would refuse.
+const NO_FROM_OK: &str = "[inbound]\nauthserv_id = \"mx.harness.test\"\non_bad_from = \"accept\"\n";
+
 async fn try_client(addr: &ListenAddr) -> Result<MtaClient<Stream>, ClientError> {
     let ip = "192.0.2.1".parse().unwrap();
     let mta = MtaClient::open_session(addr, ip, "client.test").await?;
@@ -65,7 +69,7 @@ async fn time_until_closed(stream: &mut TcpStream, limit: Duration) -> Duration 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sessions_end_alone_and_good_ones_keep_working() {
     let dir = shared_tempdir("mw-robust");
-    let mw = Mailwarden::start(dir.path(), "negotiate_timeout = \"1s\"", "");
+    let mw = Mailwarden::start(dir.path(), "negotiate_timeout = \"1s\"", NO_FROM_OK);
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     let mut good = client(&addr).await;
     assert_eq!(one_message(&mut good, "GOOD1").await, Response::Continue);
@@ -134,7 +138,7 @@ async fn bad_sessions_end_alone_and_good_ones_keep_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_max_sessions_are_closed_at_once() {
     let dir = shared_tempdir("mw-max");
-    let mw = Mailwarden::start(dir.path(), "max_sessions = 2", "");
+    let mw = Mailwarden::start(dir.path(), "max_sessions = 2", NO_FROM_OK);
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     let first = client(&addr).await;
     let _second = client(&addr).await;
@@ -170,16 +174,27 @@ async fn unix_socket_replaces_a_stale_file_and_never_steals_a_live_one() {
         "listen = [\"unix:{}\"]\nsocket_mode = \"0600\"",
         path.display()
     );
-    let config = format!("{listen}\n\n[inbound]\nauthserv_id = \"mx.harness.test\"\n");
+    let config = format!("{listen}\n\n{NO_FROM_OK}");
     let config_path = dir.path().join("unix.toml");
     std::fs::write(&config_path, format!("[server]\n{config}")).unwrap();
     let log_path = dir.path().join("unix.log");
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
         .args(["serve", "-c"])
         .arg(&config_path)
+        .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
+    // Stopped even when an assertion below fails, so no daemon outlives the test.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .arg(self.0.to_string())
+                .status();
+        }
+    }
+    let _stop = Stop(first.id());
     let addr = ListenAddr::Unix(path.clone());
     let up = common::wait_for(Duration::from_secs(10), || {
         std::os::unix::net::UnixStream::connect(&path).ok()
@@ -216,7 +231,7 @@ async fn unix_socket_replaces_a_stale_file_and_never_steals_a_live_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_message_in_flight_then_exits() {
     let dir = shared_tempdir("mw-drain");
-    let mut mw = Mailwarden::start(dir.path(), "shutdown_timeout = \"20s\"", "");
+    let mut mw = Mailwarden::start(dir.path(), "shutdown_timeout = \"20s\"", NO_FROM_OK);
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     let idle = client(&addr).await;
     let mut busy = client(&addr).await;
@@ -271,7 +286,7 @@ async fn sigterm_finishes_the_message_in_flight_then_exits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtas_speaking_protocol_2_to_6_are_served() {
     let dir = shared_tempdir("mw-versions");
-    let mw = Mailwarden::start(dir.path(), "", "");
+    let mw = Mailwarden::start(dir.path(), "", NO_FROM_OK);
     let addr = ListenAddr::Inet(SocketAddr::from(([127, 0, 0, 1], mw.port)));
     // (version, actions, protocol bits) as such MTAs offer them; 0 means "v1 defaults".
     let offers = [

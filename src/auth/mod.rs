@@ -4,19 +4,24 @@
 //! its envelope into an [`AuthReport`].
 
 mod cache;
+mod chain;
 pub mod dmarc;
 mod dns;
 pub(crate) mod forged;
+mod from;
+mod lookup;
 mod outcome;
 pub mod results;
+mod signature;
 mod spf;
+mod tags;
 mod verify;
 
 use crate::config::{DnsConfig, InboundConfig};
 
 pub use dmarc::Policy;
 pub use forged::remove_forged;
-pub use results::{AuthReport, AuthResult};
+pub use results::{AuthReport, AuthResult, FromField};
 pub use verify::Envelope;
 
 pub(crate) use dns::authenticator;

@@ -108,8 +108,8 @@ pub(super) fn dkim_result(out: &DkimOutput<'_>, body_len: u64) -> MethodResult {
     };
     if result == AuthResult::Pass {
         if sig.a == Algorithm::RsaSha1 {
-            result = AuthResult::Policy;
-            reason = Some("rsa-sha1 is not accepted (RFC 8301)".into());
+            result = AuthResult::PermError;
+            reason = Some("rsa-sha1 is not valid (RFC 8301 3.1)".into());
         } else if sig.l > 0 && sig.l < body_len {
             result = AuthResult::Policy;
             reason = Some(format!(
@@ -255,12 +255,14 @@ mod tests {
     }
 
     #[test]
-    fn weak_or_partial_signatures_are_policy_not_pass() {
+    fn weak_or_partial_signatures_are_not_pass() {
+        // RFC 8301 §3.1: an rsa-sha1 signature is not valid at all.
         let sha1 = sig(Algorithm::RsaSha1, 0);
         assert_eq!(
             map(DkimOutput::pass().with_signature(&sha1), 10).0,
-            AuthResult::Policy
+            AuthResult::PermError
         );
+        // A partial body is our policy (RFC 8601 §2.7.1 "policy").
         let partial = sig(Algorithm::RsaSha256, 100);
         let (result, reason) = map(DkimOutput::pass().with_signature(&partial), 150);
         assert_eq!(result, AuthResult::Policy);

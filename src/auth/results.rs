@@ -102,12 +102,26 @@ pub struct AuthReport {
     /// One entry per signature; a single `dkim=none` when there are none.
     pub dkim: Vec<MethodResult>,
     pub arc: MethodResult,
+    /// The DMARC result that decides: with several author domains, the worst.
     pub dmarc: MethodResult,
+    /// DMARC for the other author domains, each in the header too.
+    pub dmarc_others: Vec<MethodResult>,
     /// Present when a DMARC record applied to the From domain.
     pub disposition: Option<DmarcDisposition>,
     /// A DKIM signature's body hash could not be checked because the body was cut
     /// at `server.max_message_size`: a DMARC failure may then be a pass we cannot see.
     pub body_unverified: bool,
+    /// What the From fields gave.
+    pub from: FromField,
+}
+
+/// The From fields of a message, as DMARC sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromField {
+    /// This many author domains (several: more than one address or field).
+    Domains(usize),
+    /// No From field, or one that does not parse to an address: why.
+    Bad(String),
 }
 
 impl AuthReport {
@@ -117,6 +131,7 @@ impl AuthReport {
             .into_iter()
             .chain(self.dkim.iter())
             .chain([&self.arc, &self.dmarc])
+            .chain(self.dmarc_others.iter())
     }
 
     /// A DNS failure that could change the DMARC outcome: DMARC itself could not be
@@ -274,8 +289,10 @@ mod tests {
             ],
             arc: MethodResult::new("arc", AuthResult::None),
             dmarc: MethodResult::new("dmarc", AuthResult::Pass).prop("header.from", "example.com"),
+            dmarc_others: Vec::new(),
             disposition: None,
             body_unverified: false,
+            from: FromField::Domains(1),
         };
         let value = report.header_value("mx.test");
         for line in value.split('\n') {

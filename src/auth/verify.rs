@@ -9,9 +9,11 @@ use mail_auth::{AuthenticatedMessage, DkimResult, Error};
 
 use super::Verifier;
 use super::dmarc::{self, Identifiers, Policy};
-use super::outcome::{arc_result, dkim_result, iprev_result, spf_result};
-use super::results::{AuthReport, AuthResult, DmarcDisposition, MethodResult};
+use super::from::BadFrom;
+use super::outcome::{arc_result, iprev_result, spf_result};
+use super::results::{AuthReport, AuthResult, DmarcDisposition, FromField, MethodResult};
 use super::spf::{self, Identity};
+use super::{chain, signature};
 
 /// What the checks need to know about the message's transaction.
 pub struct Envelope<'a> {
@@ -22,8 +24,8 @@ pub struct Envelope<'a> {
     pub mail_from: &'a str,
     /// The raw message: header block (CRLF) and body.
     pub message: &'a [u8],
-    /// Header fields named From.
-    pub from_headers: usize,
+    /// The values of the header fields named From.
+    pub from: Vec<&'a [u8]>,
     /// The body's length in bytes as received.
     pub body_len: u64,
     /// False when the body was longer than `server.max_message_size` and `message`
@@ -114,46 +116,48 @@ impl Verifier {
                 (m, helo.to_owned())
             }
         };
+        let fields: Vec<&[u8]> = parsed
+            .as_ref()
+            .map(|m| {
+                m.headers
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case(b"DKIM-Signature"))
+                    .map(|(_, value)| *value)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let checked = signature::results(resolver.resolver(), &fields, &dkim, env.body_len).await;
         let mut body_unverified = false;
-        let dkim_results: Vec<MethodResult> = if dkim.is_empty() {
+        let dkim_results: Vec<MethodResult> = if checked.is_empty() {
             vec![MethodResult::new("dkim", AuthResult::None).reason("no signatures")]
         } else {
-            dkim.iter()
-                .map(|o| {
-                    let m = dkim_result(o, env.body_len);
-                    match o.result() {
-                        DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch))
-                            if !env.body_complete =>
-                        {
-                            body_unverified = true;
-                            MethodResult {
-                                result: AuthResult::Neutral,
-                                reason: Some(
-                                    "body longer than server.max_message_size, not verified".into(),
-                                ),
-                                ..m
-                            }
+            checked
+                .into_iter()
+                .map(|(m, index)| match index.map(|i| dkim[i].result()) {
+                    Some(DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch)))
+                        if !env.body_complete && m.result == AuthResult::Fail =>
+                    {
+                        body_unverified = true;
+                        MethodResult {
+                            result: AuthResult::Neutral,
+                            reason: Some(
+                                "body longer than server.max_message_size, not verified".into(),
+                            ),
+                            ..m
                         }
-                        _ => m,
                     }
+                    _ => m,
                 })
                 .collect()
         };
-        let (arc_result, sealer) = match &arc {
-            Some(out) => arc_result(out),
-            None => (MethodResult::new("arc", AuthResult::None), None),
+        let chain = parsed.as_ref().and_then(|m| chain::check(&m.headers));
+        let (arc_result, sealer) = match (&arc, chain) {
+            (_, Some(Err(why))) => (MethodResult::new("arc", AuthResult::Fail).reason(why), None),
+            (Some(out), _) => arc_result(out),
+            (None, _) => (MethodResult::new("arc", AuthResult::None), None),
         };
 
-        let from_domains: Vec<String> = parsed
-            .as_ref()
-            .map(|m| {
-                let mut v: Vec<String> = m.from.iter().map(|a| domain_of(a)).collect();
-                v.retain(|d| !d.is_empty());
-                v.sort();
-                v.dedup();
-                v
-            })
-            .unwrap_or_default();
+        let authors = super::from::author_domains(&env.from);
         let ids = Identifiers {
             spf: (spf_mailfrom_result.result, &spf_domain),
             dkim: dkim_results
@@ -161,7 +165,7 @@ impl Verifier {
                 .filter_map(|m| m.get("header.d").map(|d| (m.result, d)))
                 .collect(),
         };
-        let (dmarc, mut disposition) = self.dmarc(env.from_headers, &from_domains, &ids).await;
+        let (dmarc, dmarc_others, mut disposition) = self.dmarc(&authors, &ids).await;
         if let (Some(disp), Some(sealer)) = (&mut disposition, &sealer)
             && dmarc.result == AuthResult::Fail
             && arc_result.result == AuthResult::Pass
@@ -196,90 +200,101 @@ impl Verifier {
             dkim: dkim_results,
             arc: arc_result,
             dmarc,
+            dmarc_others,
             disposition,
             body_unverified,
+            from: match authors {
+                Ok(domains) => FromField::Domains(domains.len()),
+                Err(bad) => FromField::Bad(bad.to_string()),
+            },
         }
     }
 
+    /// DMARC for every author domain (RFC 7489 §6.6.1): the result that decides
+    /// (a failure under the strictest policy, else DNS trouble, else the rest), the
+    /// results for the other domains, and the disposition.
     async fn dmarc(
         &self,
-        from_headers: usize,
-        from_domains: &[String],
+        authors: &Result<Vec<String>, BadFrom>,
         ids: &Identifiers<'_>,
-    ) -> (MethodResult, Option<DmarcDisposition>) {
-        if from_headers == 0 {
-            return (
-                MethodResult::new("dmarc", AuthResult::PermError).reason("no From header"),
-                None,
-            );
-        }
-        if from_domains.is_empty() {
-            return (
-                MethodResult::new("dmarc", AuthResult::PermError)
-                    .reason("no address with a domain in From"),
-                None,
-            );
-        }
-        // Several From domains: evaluate each and keep the worst outcome, so an
-        // extra address cannot make a failing domain pass.
-        let mut worst: Option<dmarc::Evaluation> = None;
+    ) -> (MethodResult, Vec<MethodResult>, Option<DmarcDisposition>) {
+        let from_domains = match authors {
+            Ok(domains) => domains,
+            Err(bad) => {
+                return (
+                    MethodResult::new("dmarc", AuthResult::PermError).reason(bad.to_string()),
+                    Vec::new(),
+                    None,
+                );
+            }
+        };
+        let mut evaluations = Vec::with_capacity(from_domains.len());
         for domain in from_domains {
             // A name DNS cannot hold has no policy to find: retrying cannot help.
-            if let Err(why) = dns_name(domain) {
-                let eval = dmarc::Evaluation {
+            let eval = if let Err(why) = dns_name(domain) {
+                dmarc::Evaluation {
                     result: AuthResult::PermError,
                     from_domain: domain.clone(),
                     reason: format!("From domain {why}"),
                     requested: None,
                     applied: None,
-                };
-                if worst.as_ref().is_none_or(|w| severity(&eval) > severity(w)) {
-                    worst = Some(eval);
                 }
-                continue;
-            }
-            let eval = match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
-                Ok(found) => dmarc::evaluate(domain, found, ids, sample),
-                Err(e) => dmarc::Evaluation {
-                    result: AuthResult::TempError,
-                    from_domain: domain.clone(),
-                    reason: e,
-                    requested: None,
-                    applied: None,
-                },
+            } else {
+                match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
+                    Ok(found) => dmarc::evaluate(domain, found, ids, sample),
+                    Err(e) => dmarc::Evaluation {
+                        result: AuthResult::TempError,
+                        from_domain: domain.clone(),
+                        reason: e,
+                        requested: None,
+                        applied: None,
+                    },
+                }
             };
-            if worst.as_ref().is_none_or(|w| severity(&eval) > severity(w)) {
-                worst = Some(eval);
-            }
+            evaluations.push(eval);
         }
-        let Some(eval) = worst else {
-            unreachable!("from_domains is not empty")
-        };
-        let mut m = MethodResult::new("dmarc", eval.result);
-        let mut reason = eval.reason.clone();
-        if let Some(p) = eval.requested {
-            reason = format!("p={}; {reason}", p.as_str());
-        }
+        // The worst evaluation decides, so an extra address cannot make a failing
+        // domain pass.
+        let worst = (0..evaluations.len())
+            .max_by_key(|i| severity(&evaluations[*i]))
+            .unwrap_or_default();
+        let decisive = evaluations.swap_remove(worst);
+        let mut m = method_result(&decisive);
         if from_domains.len() > 1 {
-            reason.push_str(&format!("; {} From domains", from_domains.len()));
-        }
-        m = m
-            .reason(reason)
-            .prop("header.from", eval.from_domain.clone());
-        if let Some(p) = eval.requested {
-            m = m.prop("policy.dmarc", p.as_str());
+            let reason = format!(
+                "{}; worst of {} From domains",
+                m.reason.as_deref().unwrap_or_default(),
+                from_domains.len()
+            );
+            m = m.reason(reason);
         }
         // Only a failure has a policy to apply.
-        let disposition = eval.requested.map(|requested| DmarcDisposition {
+        let disposition = decisive.requested.map(|requested| DmarcDisposition {
             requested,
-            applied: match eval.result {
-                AuthResult::Fail => eval.applied.unwrap_or(requested),
+            applied: match decisive.result {
+                AuthResult::Fail => decisive.applied.unwrap_or(requested),
                 _ => Policy::None,
             },
             override_by: None,
         });
-        (m, disposition)
+        let others = evaluations.iter().map(method_result).collect();
+        (m, others, disposition)
     }
+}
+
+/// One domain's evaluation as a `dmarc=` entry.
+fn method_result(eval: &dmarc::Evaluation) -> MethodResult {
+    let mut reason = eval.reason.clone();
+    if let Some(p) = eval.requested {
+        reason = format!("p={}; {reason}", p.as_str());
+    }
+    let mut m = MethodResult::new("dmarc", eval.result)
+        .reason(reason)
+        .prop("header.from", eval.from_domain.clone());
+    if let Some(p) = eval.requested {
+        m = m.prop("policy.dmarc", p.as_str());
+    }
+    m
 }
 
 /// Fail with the strictest policy beats everything; then DNS trouble; then pass.
@@ -330,7 +345,7 @@ fn dns_name(domain: &str) -> Result<(), String> {
 fn domain_of(address: &str) -> String {
     address
         .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
         .unwrap_or_default()
 }
 

@@ -112,6 +112,22 @@ pub enum OnDnsError {
     Accept,
 }
 
+/// A message whose From fields give no author domain (none, or unparseable):
+/// DMARC cannot be evaluated (RFC 7489 §6.6.1 leaves it to local policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBadFrom {
+    Reject,
+    Accept,
+}
+
+/// Several author domains (addresses or From fields): evaluate each and let the
+/// worst decide (RFC 7489 §6.6.1), or refuse the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMultipleFrom {
+    Evaluate,
+    Reject,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundConfig {
     pub authserv_id: String,
@@ -122,6 +138,8 @@ pub struct InboundConfig {
     /// A DMARC failure that the body beyond `server.max_message_size` might turn
     /// into a pass (an aligned DKIM signature whose body hash could not be checked).
     pub on_oversize: OnOversize,
+    pub on_bad_from: OnBadFrom,
+    pub on_multiple_from: OnMultipleFrom,
     /// ARC sealers (domains) whose `arc=pass` overrides a DMARC failure: the
     /// mailing lists and forwarders the admin trusts to have checked the original.
     pub trusted_arc_sealers: Vec<String>,

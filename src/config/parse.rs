@@ -82,6 +82,8 @@ struct RawInbound {
     dmarc_enforce: Option<bool>,
     on_dns_error: S<String>,
     on_oversize: S<String>,
+    on_bad_from: S<String>,
+    on_multiple_from: S<String>,
     trusted_arc_sealers: Option<Vec<Spanned<String>>>,
 }
 
@@ -408,6 +410,30 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
                 "accept" => Ok(OnDnsError::Accept),
                 other => Err(format!(
                     "{other:?} is not an action: use \"tempfail\" or \"accept\""
+                )),
+            },
+        ),
+        on_bad_from: c.value(
+            raw.on_bad_from,
+            "inbound.on_bad_from",
+            OnBadFrom::Reject,
+            |t| match t {
+                "reject" => Ok(OnBadFrom::Reject),
+                "accept" => Ok(OnBadFrom::Accept),
+                o => Err(format!(
+                    "{o:?} is not an action: use \"reject\" or \"accept\""
+                )),
+            },
+        ),
+        on_multiple_from: c.value(
+            raw.on_multiple_from,
+            "inbound.on_multiple_from",
+            OnMultipleFrom::Evaluate,
+            |t| match t {
+                "evaluate" => Ok(OnMultipleFrom::Evaluate),
+                "reject" => Ok(OnMultipleFrom::Reject),
+                o => Err(format!(
+                    "{o:?} is not an action: use \"evaluate\" or \"reject\""
                 )),
             },
         ),

@@ -6,8 +6,8 @@
 //! the missing part might have turned into a pass gets `inbound.on_oversize`.
 
 use super::state::{Flow, State};
-use crate::auth::{self, AuthReport, AuthResult, Policy};
-use crate::config::{Enforcer, InboundConfig, OnDnsError};
+use crate::auth::{self, AuthReport, AuthResult, FromField, Policy};
+use crate::config::{Enforcer, InboundConfig, OnBadFrom, OnDnsError, OnMultipleFrom};
 use crate::decision::{Decision, Edit, Verdict};
 use crate::reply::SmtpReply;
 
@@ -55,6 +55,10 @@ impl DmarcDecision {
             && self.inbound.on_dns_error == OnDnsError::Tempfail
         {
             return Err(failure);
+        }
+        if let Some(refusal) = self.bad_from_refusal(report) {
+            let reply = SmtpReply::new(550, "5.7.1", &[refusal]).map_err(|e| e.to_string())?;
+            return Ok((Verdict::Reject(reply), None, false));
         }
         let Some(disposition) = report
             .disposition
@@ -107,19 +111,49 @@ impl DmarcDecision {
     }
 }
 
+impl DmarcDecision {
+    /// The refusal text when the From fields leave DMARC without one author domain
+    /// and `inbound.on_bad_from` / `on_multiple_from` say reject.
+    fn bad_from_refusal(&self, report: &AuthReport) -> Option<String> {
+        match &report.from {
+            FromField::Bad(why) if self.inbound.on_bad_from == OnBadFrom::Reject => Some(format!(
+                "mailwarden: {why}; DMARC needs one author address (RFC 5322 3.6.2)"
+            )),
+            FromField::Domains(n)
+                if *n > 1 && self.inbound.on_multiple_from == OnMultipleFrom::Reject =>
+            {
+                Some(format!(
+                    "mailwarden: {n} author domains in From; one is required here"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What DMARC did, for the decision log line, when it did anything.
 fn dmarc_note(report: &AuthReport) -> Option<String> {
-    let d = report.disposition.as_ref()?;
-    if let Some(sealer) = &d.override_by {
-        return Some(format!(
-            "DMARC failure overridden by trusted ARC sealer {sealer}"
-        ));
+    let applied = report
+        .disposition
+        .as_ref()
+        .and_then(|d| match &d.override_by {
+            Some(sealer) => Some(format!(
+                "DMARC failure overridden by trusted ARC sealer {sealer}"
+            )),
+            None => (report.dmarc.result == AuthResult::Fail).then(|| {
+                format!(
+                    "DMARC p={} applied={}",
+                    d.requested.as_str(),
+                    d.applied.as_str()
+                )
+            }),
+        });
+    match &report.from {
+        FromField::Bad(why) => Some(format!("DMARC not evaluated: {why}")),
+        FromField::Domains(n) if *n > 1 => Some(format!(
+            "{}DMARC evaluated for {n} author domains, the worst applies",
+            applied.map(|a| format!("{a}; ")).unwrap_or_default()
+        )),
+        FromField::Domains(_) => applied,
     }
-    (report.dmarc.result == AuthResult::Fail).then(|| {
-        format!(
-            "DMARC p={} applied={}",
-            d.requested.as_str(),
-            d.applied.as_str()
-        )
-    })
 }

@@ -36,7 +36,13 @@ impl InboundAuth {
             helo: tx.client.helo.as_deref().unwrap_or(&tx.client.hostname),
             mail_from: tx.sender.address(),
             message: s.message(),
-            from_headers: tx.header_values("From").count(),
+            // RFC 5322 §4.5's obsolete syntax allows space before the colon.
+            from: tx
+                .headers
+                .iter()
+                .filter(|h| h.name.trim_end().eq_ignore_ascii_case("From"))
+                .map(|h| &h.value[..])
+                .collect(),
             body_len: tx.body_size,
             body_complete: !tx.body_truncated(),
         };

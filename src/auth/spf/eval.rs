@@ -6,10 +6,10 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use super::lookup::{Failure, SpfDns};
 use super::macros::{Context, Facts, MacroString};
 use super::record::{self, Mechanism, Qualifier, Record};
 use super::{Check, Verdict};
+use crate::auth::lookup::{Dns, Failure};
 
 /// §4.6.4.
 const TERM_LIMIT: u32 = 10;
@@ -37,7 +37,7 @@ pub(super) struct Evaluation<'a, D> {
     pub voids: u32,
 }
 
-impl<'a, D: SpfDns> Evaluation<'a, D> {
+impl<'a, D: Dns> Evaluation<'a, D> {
     pub(super) async fn run(mut self, domain: &str) -> Check {
         let (verdict, explanation) = match self.check_host(domain.to_owned()).await {
             Ok(done) => done,
@@ -53,7 +53,7 @@ impl<'a, D: SpfDns> Evaluation<'a, D> {
 
     fn check_host(&mut self, domain: String) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>
     where
-        D: SpfDns,
+        D: Dns,
     {
         Box::pin(async move {
             if !super::valid_domain(&domain) {
@@ -129,7 +129,8 @@ impl<'a, D: SpfDns> Evaluation<'a, D> {
         self.terms += 1;
         if self.terms > TERM_LIMIT {
             return Err(Stop::Perm(format!(
-                "more than {TERM_LIMIT} DNS-querying terms"
+                "{} DNS-querying terms (limit {TERM_LIMIT})",
+                self.terms
             )));
         }
         Ok(())
@@ -138,7 +139,10 @@ impl<'a, D: SpfDns> Evaluation<'a, D> {
     fn void(&mut self) -> Result<bool, Stop> {
         self.voids += 1;
         if self.voids > VOID_LIMIT {
-            return Err(Stop::Perm(format!("more than {VOID_LIMIT} void lookups")));
+            return Err(Stop::Perm(format!(
+                "{} void lookups (limit {VOID_LIMIT})",
+                self.voids
+            )));
         }
         Ok(false)
     }

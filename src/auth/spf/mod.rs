@@ -1,19 +1,18 @@
 //! Our own RFC 7208 SPF: a record parser to the §12 ABNF ([`record`]), macro
 //! strings ([`macros`]), `check_host()` with every mechanism, modifier and limit
-//! ([`eval`]), over the DNS questions in [`lookup`] (our hickory resolver in the
+//! ([`eval`]), over the DNS questions in [`super::lookup`] (our hickory resolver in the
 //! daemon, an in-memory zone in the unit tests).
 
 mod eval;
-mod lookup;
 mod macros;
 mod record;
 #[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-pub(crate) use lookup::SpfDns;
+use super::lookup::Dns;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A check's result (§2.6), with the reason for the ones that need one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +45,7 @@ pub(crate) struct Identity<'a> {
 
 /// `check_host()` for the identity's domain (§4): the MAIL FROM domain, or with a
 /// null sender the HELO name as `postmaster@helo` (§2.4).
-pub(crate) async fn check<D: SpfDns>(dns: &D, id: &Identity<'_>) -> Check {
+pub(crate) async fn check<D: Dns>(dns: &D, id: &Identity<'_>) -> Check {
     let helo_sender;
     let sender = if id.sender.contains('@') {
         id.sender
@@ -55,12 +54,24 @@ pub(crate) async fn check<D: SpfDns>(dns: &D, id: &Identity<'_>) -> Check {
         &helo_sender
     };
     let (local, domain) = sender.rsplit_once('@').unwrap_or(("", sender));
+    // RFC 5322's obsolete syntax allows space around "@" ("a@ example.com").
+    let (local, domain) = (local.trim(), domain.trim());
     let local = if local.is_empty() {
         "postmaster"
     } else {
         local
     };
     let domain = domain.strip_suffix('.').unwrap_or(domain);
+    if unquoted_at_signs(sender) > 1 {
+        return Check {
+            verdict: Verdict::None(format!(
+                "MAIL FROM {:?} is not one address",
+                sender.chars().take(80).collect::<String>()
+            )),
+            domain: domain.to_owned(),
+            explanation: None,
+        };
+    }
     // An IPv4 client seen through IPv6 is checked as IPv4 (§5: ip4 mechanisms, A
     // records and the macros see the IPv4 address).
     let ip = match id.ip {
@@ -87,6 +98,23 @@ pub(crate) async fn check<D: SpfDns>(dns: &D, id: &Identity<'_>) -> Check {
         voids: 0,
     };
     evaluation.run(domain).await
+}
+
+/// "@" signs outside a quoted local part.
+fn unquoted_at_signs(sender: &str) -> usize {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut count = 0;
+    for c in sender.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '@' if !quoted => count += 1,
+            _ => {}
+        }
+    }
+    count
 }
 
 /// §4.3: a name SPF can check: labels of 1 to 63 octets, 253 in all, at least two

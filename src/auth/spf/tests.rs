@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::lookup::{Answer, Failure, SpfDns};
 use super::macros::{Context, Facts, MacroString};
 use super::record::{self, Mechanism};
 use super::{Identity, Verdict, check};
+use crate::auth::lookup::{Answer, Dns, Failure};
 
 /// name → records, written as "TXT v=spf1 -all", "A 1.2.3.4", "AAAA ::1",
 /// "MX mail.example.com", "PTR host.example.com" (owner is the IP), or "TIMEOUT".
@@ -42,7 +42,7 @@ impl Zone {
     }
 }
 
-impl SpfDns for Zone {
+impl Dns for Zone {
     async fn txt(&self, name: &str) -> Answer<Vec<u8>> {
         self.answer(name, "TXT", |t| t.as_bytes().to_vec())
     }
@@ -141,6 +141,11 @@ fn initial_processing_section_4_3() {
     ];
     let out = run_full(&exp, "192.0.2.1", "@example.com", "h.example.com");
     assert_eq!(out.explanation.as_deref(), Some("postmaster"));
+    // Space around "@" is the obsolete syntax; two addresses are not a sender.
+    let fail = [("example.com", "TXT v=spf1 -all")];
+    assert_eq!(run(&fail, "192.0.2.1", "a@ example.com"), "fail");
+    assert_eq!(run(&fail, "192.0.2.1", "a@x.test, b@example.com"), "none");
+    assert_eq!(run(&fail, "192.0.2.1", "\"a@b\"@example.com"), "fail");
     // A null sender checks the HELO name as postmaster@helo (§2.4).
     let helo = [("mail.example.com", "TXT v=spf1 ip4:192.0.2.1 -all")];
     let out = run_full(&helo, "192.0.2.1", "", "mail.example.com");

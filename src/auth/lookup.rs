@@ -1,6 +1,7 @@
-//! The DNS questions an SPF check asks, as a trait so the evaluator can be tested
-//! against an in-memory zone, and its implementation on our hickory resolver (its
-//! timeouts, attempts and cache are the ones `[dns]` configures).
+//! The DNS questions our own checks ask (SPF's, and the DKIM key records read
+//! before mail-auth verifies), as a trait so they can be tested against an
+//! in-memory zone, and its implementation on our hickory resolver (its timeouts,
+//! attempts and cache are the ones `[dns]` configures).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,7 +23,7 @@ pub(crate) enum Failure {
 
 pub(crate) type Answer<T> = Result<Vec<T>, Failure>;
 
-pub(crate) trait SpfDns: Sync {
+pub(crate) trait Dns: Sync {
     /// TXT records, each one's strings joined.
     fn txt(&self, name: &str) -> impl Future<Output = Answer<Vec<u8>>> + Send;
     fn a(&self, name: &str) -> impl Future<Output = Answer<Ipv4Addr>> + Send;
@@ -33,7 +34,7 @@ pub(crate) trait SpfDns: Sync {
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = Answer<String>> + Send;
 }
 
-impl SpfDns for TokioResolver {
+impl Dns for TokioResolver {
     async fn txt(&self, name: &str) -> Answer<Vec<u8>> {
         let lookup = query(self, name, RecordType::TXT).await?;
         Ok(lookup

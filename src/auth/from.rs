@@ -1,0 +1,324 @@
+//! The author domains of a message: every From field parsed as an RFC 5322
+//! address list (§3.4, with the obsolete syntax of §4.4 that real mail still
+//! uses: whitespace and comments around "@" and ".", empty list elements; groups
+//! per RFC 6854). DMARC is evaluated for these domains; a From that yields none
+//! cannot be evaluated, and RFC 7489 §6.6.1 leaves such mail to local policy
+//! (`inbound.on_bad_from`).
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// An atom or a quoted string (a "word").
+    Word(String),
+    /// `[...]`
+    Literal(String),
+    Special(u8),
+}
+
+/// Why a From field gives no author domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BadFrom {
+    Missing,
+    Unparseable(String),
+}
+
+impl std::fmt::Display for BadFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadFrom::Missing => f.write_str("no From field"),
+            BadFrom::Unparseable(why) => write!(f, "From does not parse: {why}"),
+        }
+    }
+}
+
+/// The author domains (lower case, in order, without repeats) of these From
+/// field values; an error when there is none or one of them does not parse.
+pub(crate) fn author_domains(fields: &[&[u8]]) -> Result<Vec<String>, BadFrom> {
+    if fields.is_empty() {
+        return Err(BadFrom::Missing);
+    }
+    let mut domains: Vec<String> = Vec::new();
+    for field in fields {
+        for domain in addresses(field).map_err(BadFrom::Unparseable)? {
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+    }
+    if domains.is_empty() {
+        return Err(BadFrom::Unparseable("no address in it".into()));
+    }
+    Ok(domains)
+}
+
+/// The domains of one field's mailboxes.
+fn addresses(value: &[u8]) -> Result<Vec<String>, String> {
+    let tokens = tokenize(value)?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        // One address: up to the next "," outside a group.
+        let start = i;
+        let mut in_group = false;
+        while i < tokens.len() {
+            match tokens[i] {
+                Token::Special(b':') if !in_group && !has_angle(&tokens[start..i]) => {
+                    in_group = true;
+                }
+                Token::Special(b';') if in_group => in_group = false,
+                Token::Special(b',') if !in_group => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if in_group {
+            return Err("a group without its closing ';'".into());
+        }
+        let element = &tokens[start..i];
+        i += 1;
+        if element.is_empty() {
+            continue;
+        }
+        match element.iter().position(|t| *t == Token::Special(b':')) {
+            Some(colon) if !has_angle(&element[..colon]) => {
+                // display-name ":" [mailbox-list] ";"
+                let inner = &element[colon + 1..element.len() - 1];
+                for mailbox in inner.split(|t| *t == Token::Special(b',')) {
+                    if !mailbox.is_empty() {
+                        out.push(mailbox_domain(mailbox)?);
+                    }
+                }
+            }
+            _ => out.push(mailbox_domain(element)?),
+        }
+    }
+    Ok(out)
+}
+
+fn has_angle(tokens: &[Token]) -> bool {
+    tokens.contains(&Token::Special(b'<'))
+}
+
+/// name-addr or addr-spec → the domain.
+fn mailbox_domain(tokens: &[Token]) -> Result<String, String> {
+    let spec = match tokens.iter().position(|t| *t == Token::Special(b'<')) {
+        Some(open) => {
+            if let Some(bad) = tokens[..open]
+                .iter()
+                .find(|t| matches!(t, Token::Special(c) if *c != b'.'))
+            {
+                return Err(format!("{} in a display name", shown(bad)));
+            }
+            let close = tokens
+                .iter()
+                .position(|t| *t == Token::Special(b'>'))
+                .filter(|c| *c > open)
+                .ok_or("'<' without '>'")?;
+            if close + 1 != tokens.len() {
+                return Err("text after '>'".into());
+            }
+            let inner = &tokens[open + 1..close];
+            // obs-route: "@a,@b:" before the address.
+            match inner.iter().position(|t| *t == Token::Special(b':')) {
+                Some(colon) if inner.first() == Some(&Token::Special(b'@')) => &inner[colon + 1..],
+                _ => inner,
+            }
+        }
+        None => tokens,
+    };
+    let at = spec
+        .iter()
+        .rposition(|t| *t == Token::Special(b'@'))
+        .ok_or_else(|| "an address without '@'".to_owned())?;
+    local_part(&spec[..at])?;
+    domain(&spec[at + 1..])
+}
+
+/// word *("." word), the obsolete form allowing CFWS around the dots.
+fn local_part(tokens: &[Token]) -> Result<(), String> {
+    let ok = !tokens.is_empty()
+        && tokens.iter().enumerate().all(|(i, t)| match t {
+            Token::Word(_) => i % 2 == 0,
+            Token::Special(b'.') => i % 2 == 1,
+            _ => false,
+        })
+        && tokens.len() % 2 == 1;
+    if ok {
+        Ok(())
+    } else {
+        Err("a local part that is not words separated by dots".into())
+    }
+}
+
+/// atom *("." atom) or a domain literal.
+fn domain(tokens: &[Token]) -> Result<String, String> {
+    if let [Token::Literal(literal)] = tokens {
+        return Ok(format!("[{literal}]"));
+    }
+    let mut name = String::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match (i % 2, token) {
+            (0, Token::Word(atom)) if !atom.contains(['"', ' ']) => name.push_str(atom),
+            (1, Token::Special(b'.')) => name.push('.'),
+            _ => return Err(format!("{} in the domain", shown(token))),
+        }
+    }
+    if name.is_empty() || name.ends_with('.') {
+        return Err("an empty domain".into());
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn shown(token: &Token) -> String {
+    match token {
+        Token::Special(c) => format!("'{}'", char::from(*c)),
+        Token::Word(w) => format!("{w:?}"),
+        Token::Literal(l) => format!("[{l}]"),
+    }
+}
+
+/// Words, literals and specials; comments and folding whitespace dropped.
+fn tokenize(value: &[u8]) -> Result<Vec<Token>, String> {
+    let text = String::from_utf8_lossy(value);
+    let mut chars = text.chars().peekable();
+    let mut tokens = Vec::new();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\r' | '\n' => {}
+            '(' => {
+                let mut depth = 1;
+                while depth > 0 {
+                    match chars.next().ok_or("an unclosed comment")? {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            '"' => {
+                let mut word = String::from('"');
+                loop {
+                    match chars.next().ok_or("an unclosed quoted string")? {
+                        '\\' => word.extend(chars.next()),
+                        '"' => break,
+                        '\r' | '\n' => {}
+                        other => word.push(other),
+                    }
+                }
+                word.push('"');
+                tokens.push(Token::Word(word));
+            }
+            '[' => {
+                let mut literal = String::new();
+                loop {
+                    match chars.next().ok_or("an unclosed domain literal")? {
+                        ']' => break,
+                        '[' | '\\' => return Err("'[' or '\\' inside a domain literal".into()),
+                        ' ' | '\t' | '\r' | '\n' => {}
+                        other => literal.push(other),
+                    }
+                }
+                tokens.push(Token::Literal(literal));
+            }
+            '<' | '>' | '@' | ',' | ';' | ':' | '.' => tokens.push(Token::Special(c as u8)),
+            ')' | ']' | '\\' => return Err(format!("a stray '{c}'")),
+            c if c.is_control() => return Err(format!("control character {:#04x}", c as u32)),
+            _ => {
+                let mut atom = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || n.is_control() || "()<>[]:;@\\,.\"".contains(n) {
+                        break;
+                    }
+                    atom.push(n);
+                    chars.next();
+                }
+                tokens.push(Token::Word(atom));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains(value: &str) -> Result<Vec<String>, BadFrom> {
+        author_domains(&[value.as_bytes()])
+    }
+
+    fn ok(value: &str) -> Vec<String> {
+        domains(value).unwrap_or_else(|e| panic!("{value:?}: {e}"))
+    }
+
+    #[test]
+    fn rfc_5322_appendix_a_forms() {
+        assert_eq!(ok(" John Doe <jdoe@machine.example>"), ["machine.example"]);
+        assert_eq!(
+            ok(" \"Joe Q. Public\" <john.q.public@Example.COM>"),
+            ["example.com"]
+        );
+        assert_eq!(
+            ok(" Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>"),
+            ["silly.test"]
+        );
+        assert_eq!(
+            ok(" jdoe@example.org, Who? <one@y.test>"),
+            ["example.org", "y.test"]
+        );
+        assert_eq!(
+            ok(" A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one1.test>;"),
+            ["a.test", "where.test", "one1.test"]
+        );
+        assert_eq!(
+            ok(" \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>"),
+            ["example.net"]
+        );
+        assert_eq!(ok(" <@route.example:user@example.com>"), ["example.com"]);
+        assert_eq!(ok(" user@[192.0.2.1]"), ["[192.0.2.1]"]);
+    }
+
+    #[test]
+    fn obsolete_whitespace_around_at_and_dots() {
+        assert_eq!(ok(" <marc@ marcbradshaw.net>"), ["marcbradshaw.net"]);
+        assert_eq!(ok(" marc . bradshaw @ example . net"), ["example.net"]);
+        assert_eq!(ok(" a@x.test, , b@x.test"), ["x.test"]);
+    }
+
+    #[test]
+    fn several_fields_give_every_domain_once() {
+        let fields: [&[u8]; 2] = [b" a@one.test", b" b@two.test, c@one.test"];
+        assert_eq!(
+            author_domains(&fields).expect("parse"),
+            ["one.test", "two.test"]
+        );
+    }
+
+    #[test]
+    fn unparseable_or_empty_from_is_an_error() {
+        assert_eq!(author_domains(&[]), Err(BadFrom::Missing));
+        for bad in [
+            " \"Dear Customer\n Happy new Year",
+            " Dear Customer",
+            " undisclosed-recipients:;",
+            " <a@example.com",
+            " a@",
+            " a@example.com.",
+            " @example.com",
+            " a@exa mple.com",
+            " (unclosed a@example.com",
+            " a@b@example.com",
+            " Name <a@example.com> trailing",
+            " paypal.com <a@evil.test>",
+        ] {
+            assert!(
+                domains(bad).is_err() || bad.contains("paypal"),
+                "{bad:?} parsed"
+            );
+        }
+        // A display name that looks like a domain is just a name.
+        assert_eq!(ok(" paypal.com <a@evil.test>"), ["evil.test"]);
+    }
+}
