@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs mailwarden's whole test suite: installs the Debian packages the integration
-# tests start for real (Postfix and its smtp-sink; knot for DNS; docker-compose to
+# tests start for real (Postfix and its smtp-sink; knot for DNS; libfaketime to pin
+# the daemon clock for one DKIM vector; docker-compose to
 # validate the compose file) and the Python tools that check our output
 # independently (authres, dkimpy) when they are missing, then `cargo test`. Needs
 # root for apt and for starting Postfix.
@@ -12,6 +13,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 { have postfix && have smtp-sink && have sendmail; } || need_apt+=(postfix)
 { have knotd && have knotc; } || need_apt+=(knot)
 have kdig || need_apt+=(knot-dnsutils)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need_apt+=(libfaketime)
 have clamd || need_apt+=(clamav-daemon)
 have docker-compose || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -13,6 +13,8 @@ pub struct Mailwarden {
     pub port: u16,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// Extra environment for the daemon (e.g. libfaketime's, to pin its clock).
+    env: Vec<(String, String)>,
 }
 
 impl Mailwarden {
@@ -30,6 +32,16 @@ impl Mailwarden {
 
     /// Starts mailwarden on a whole config (a scenario's), which listens on `port`.
     pub fn start_with_config(dir: &Path, port: u16, config: &str) -> Mailwarden {
+        Self::start_with_env(dir, port, config, Vec::new())
+    }
+
+    /// Like [`Mailwarden::start_with_config`], with extra environment variables.
+    pub fn start_with_env(
+        dir: &Path,
+        port: u16,
+        config: &str,
+        env: Vec<(String, String)>,
+    ) -> Mailwarden {
         let config_path = dir.join("mailwarden.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.join("mailwarden.log");
@@ -38,6 +50,7 @@ impl Mailwarden {
             port,
             config_path,
             log_path,
+            env,
         };
         mw.spawn();
         mw
@@ -63,6 +76,7 @@ impl Mailwarden {
             .arg("-c")
             .arg(&self.config_path)
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)

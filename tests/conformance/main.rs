@@ -9,6 +9,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod arc;
+mod authmilter;
+mod dkim_perl;
+mod dkim_vectors;
 mod spf;
 mod tally;
 mod world;

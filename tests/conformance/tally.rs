@@ -3,12 +3,42 @@
 use std::collections::BTreeMap;
 
 /// One case whose result differs from the suite's, with the reason we keep ours.
+/// `case` may hold `*` wildcards (one entry for a class of cases, e.g. every
+/// iprev result of a suite); `expected`, when given, must match too.
 #[derive(serde::Deserialize)]
 struct Deviation {
     suite: String,
     case: String,
+    #[serde(default)]
+    expected: Option<String>,
     ours: String,
     reason: String,
+}
+
+impl Deviation {
+    fn covers(&self, case: &str, expected: &str) -> bool {
+        glob(&self.case, case) && self.expected.as_deref().is_none_or(|e| e == expected)
+    }
+}
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 #[derive(serde::Deserialize)]
@@ -37,13 +67,16 @@ impl Tally {
     }
 
     /// Records one case: `expected` may list alternatives (`fail|permerror`).
-    pub fn case(&mut self, id: &str, expected: &str, ours: &str) {
+    /// Returns whether it agreed.
+    pub fn case(&mut self, id: &str, expected: &str, ours: &str) -> bool {
         self.total += 1;
         if expected.split('|').any(|e| e.eq_ignore_ascii_case(ours)) {
             self.agreed += 1;
+            true
         } else {
             self.differ
                 .insert(id.to_owned(), (expected.to_owned(), ours.to_owned()));
+            false
         }
     }
 
@@ -63,13 +96,12 @@ impl Tally {
         )
         .expect("tests/conformance/deviations.toml");
         let file: File = toml::from_str(&text).expect("deviations.toml parses");
-        let listed: BTreeMap<&str, &Deviation> = file
+        let listed: Vec<&Deviation> = file
             .deviation
             .iter()
             .filter(|d| d.suite == self.suite)
-            .map(|d| (d.case.as_str(), d))
             .collect();
-        for d in listed.values() {
+        for d in &listed {
             assert!(
                 !d.reason.trim().is_empty(),
                 "{}/{}: no reason given",
@@ -78,20 +110,22 @@ impl Tally {
             );
         }
         let mut problems = Vec::new();
+        let mut used = vec![false; listed.len()];
         for (case, (expected, ours)) in &self.differ {
-            match listed.get(case.as_str()) {
-                Some(d) if d.ours.eq_ignore_ascii_case(ours) => {}
-                Some(d) => problems.push(format!(
+            match listed.iter().position(|d| d.covers(case, expected)) {
+                Some(i) if listed[i].ours.eq_ignore_ascii_case(ours) => used[i] = true,
+                Some(i) => problems.push(format!(
                     "{case}: expected {expected}, ours {ours} (deviations.toml says ours is {})",
-                    d.ours
+                    listed[i].ours
                 )),
                 None => problems.push(format!("{case}: expected {expected}, ours {ours}")),
             }
         }
-        for case in listed.keys() {
-            if !self.differ.contains_key(*case) {
+        for (d, used) in listed.iter().zip(used) {
+            if !used {
                 problems.push(format!(
-                    "{case}: listed in deviations.toml but agrees now (or did not run)"
+                    "{}: listed in deviations.toml but agrees now (or did not run)",
+                    d.case
                 ));
             }
         }
@@ -110,6 +144,12 @@ impl Tally {
                 format!(": {}", self.not_comparable.join(", "))
             }
         );
+        for (case, (expected, ours)) in &self.differ {
+            let _ = writeln!(
+                std::io::stderr(),
+                "  documented: {case}: expected {expected}, ours {ours}"
+            );
+        }
         assert!(
             problems.is_empty(),
             "{}:\n{}",

@@ -14,6 +14,9 @@ use crate::common::knot::Knot;
 use crate::common::mailwarden::Mailwarden;
 use crate::zone::Zone;
 
+/// libfaketime's multithreaded library (Debian's libfaketime package).
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
 pub struct World {
     mw: Mailwarden,
     _filter: DnsFilter,
@@ -79,6 +82,19 @@ impl World {
         inbound: &str,
         extra: &str,
     ) -> World {
+        Self::start_at(name, zone, drops, inbound, extra, None)
+    }
+
+    /// With the daemon's clock pinned to `clock` (seconds since the epoch) by
+    /// libfaketime, for cases whose signatures expire.
+    pub fn start_at(
+        name: &str,
+        zone: &Zone,
+        drops: Vec<(String, u16, Drop)>,
+        inbound: &str,
+        extra: &str,
+        clock: Option<u64>,
+    ) -> World {
         let dir = tempfile::Builder::new()
             .prefix(&format!("mw-conf-{name}"))
             .tempdir()
@@ -93,7 +109,16 @@ impl World {
              on_dns_error = \"accept\"\n{inbound}\n\n{extra}\n",
             filter.address()
         );
-        let mw = Mailwarden::start_with_config(dir.path(), port, &config);
+        let env = match clock {
+            None => Vec::new(),
+            Some(at) => vec![
+                ("LD_PRELOAD".into(), FAKETIME_LIB.into()),
+                ("FAKETIME_FMT".into(), "%s".into()),
+                ("FAKETIME".into(), format!("@{at}")),
+                ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+            ],
+        };
+        let mw = Mailwarden::start_with_env(dir.path(), port, &config, env);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -137,6 +162,9 @@ impl World {
             .added_header("Authentication-Results")
             .map(parse_results)
             .unwrap_or_default();
+        if std::env::var_os("CONFORMANCE_VERBOSE").is_some() {
+            eprintln!("{} from {}: {methods:#?}", env.mail_from, env.ip);
+        }
         Played {
             methods,
             decision: reply.decision,
