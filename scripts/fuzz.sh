@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(milter mime config authres dmarc_record spf_record)
+[ ${#targets[@]} -gt 0 ] || targets=(milter mime config authres dmarc_record spf_record auth_fields)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd fuzz
 cargo +nightly fuzz build -O 2>&1 | tail -1

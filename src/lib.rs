@@ -154,6 +154,13 @@ pub mod fuzzing {
     pub fn spf_record(data: &[u8]) {
         crate::auth::spf_record(data);
     }
+
+    /// Header field values through the strict readers in front of mail-auth: From
+    /// address lists, RFC 6376 tag lists (DKIM-Signature fields and key records),
+    /// ARC header sets.
+    pub fn auth_fields(data: &[u8]) {
+        crate::auth::auth_fields(data);
+    }
 }
 
 /// What the benches measure on its own: rule evaluation over a transaction, the

@@ -604,7 +604,8 @@ fn etc_hosts_is_not_read_unless_configured() {
 /// Defect 9 of the hardening review: a From domain with a 64-octet label, or a
 /// domain literal, gave DMARC `temperror`, which the default `on_dns_error`
 /// tempfails: the sender retried forever. No DNS answer can change such a name, so
-/// it is `permerror` and the message is not tempfailed for it.
+/// it is `permerror`, never tempfailed; since issue 17 it is a From DMARC cannot
+/// check, refused by the default `on_bad_from = "reject"`.
 #[test]
 fn a_from_domain_dns_cannot_hold_is_a_permerror_not_a_temperror() {
     let Some(env) = env("") else { return };
@@ -613,7 +614,14 @@ fn a_from_domain_dns_cannot_hold_is_a_permerror_not_a_temperror() {
         let message = format!("From: {from}\nTo: bob@dest.test\nSubject: x\n\nHi.\n");
         let v = scan(&env, IP, HELO, "alice@sender.test", message.as_bytes());
         assert_eq!(result(&v, "dmarc"), "permerror", "{from}: {v:#}");
-        assert_ne!(v["verdict"], "tempfail", "{from}: {v:#}");
+        assert_eq!(v["verdict"], "reject", "{from}: {v:#}");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no domain DMARC can check"),
+            "{from}: {v:#}"
+        );
     }
 }
 

@@ -89,6 +89,67 @@ fn dmarc_policies_reach_smtp_the_hold_queue_and_the_header() {
     assert_eq!(method("dkim"), vec!["none"], "{parsed:#}");
 }
 
+/// Issue 17: a From that mail clients display but DMARC cannot read is refused at
+/// SMTP (the default `on_bad_from = "reject"`); two author domains are each
+/// evaluated and each shown, and the failing one decides.
+#[test]
+fn an_unreadable_from_is_refused_and_each_author_domain_is_shown() {
+    let Some((_dir, _knot, mw, postfix)) = auth_stack("mw-pf-from", "") else {
+        return;
+    };
+    // Postfix appends its own domain to a From without one, so what reaches us
+    // unreadable is a group without members or an address literal.
+    for (from, id, why) in [
+        (
+            "undisclosed-recipients:;",
+            "u1",
+            "From does not parse: no address",
+        ),
+        (
+            "ceo@[192.0.2.66]",
+            "u2",
+            "From has no domain DMARC can check",
+        ),
+    ] {
+        let out = postfix.send_as(SENDER_MX, "alice@sender.test", &plain(from, id));
+        assert_eq!(out.last.code, 550, "{from}: {out:?}\n{}", mw.log());
+        assert!(
+            out.last.text.contains("5.7.1") && out.last.text.contains(why),
+            "{out:?}"
+        );
+    }
+
+    let two = plain("x@none.dmarc.test, alice@sender.test", "two1");
+    let out = postfix.send_as(SENDER_MX, "alice@sender.test", &two);
+    assert!(out.accepted(), "{out:?}\n{}", mw.log());
+    let delivered = postfix.wait_delivered("<two1@harness.test>");
+    let parsed = authres_parse(
+        &delivered
+            .header("Authentication-Results")
+            .expect("our header"),
+    );
+    let dmarc: Vec<(String, String)> = parsed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "dmarc")
+        .map(|r| {
+            (
+                r["result"].as_str().unwrap().to_owned(),
+                r["props"]["header.from"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dmarc,
+        vec![
+            ("fail".to_owned(), "none.dmarc.test".to_owned()),
+            ("pass".to_owned(), "sender.test".to_owned())
+        ],
+        "{parsed:#}"
+    );
+}
+
 #[test]
 fn forged_results_in_our_name_are_removed_and_signatures_verified() {
     let Some((_dir, _knot, _mw, postfix)) = auth_stack("mw-pf-forged", "") else {

@@ -19,6 +19,8 @@ enum Token {
 pub(crate) enum BadFrom {
     Missing,
     Unparseable(String),
+    /// It parses, but its domain is an address literal or no DNS name.
+    NoDomain(String),
 }
 
 impl std::fmt::Display for BadFrom {
@@ -26,6 +28,12 @@ impl std::fmt::Display for BadFrom {
         match self {
             BadFrom::Missing => f.write_str("no From field"),
             BadFrom::Unparseable(why) => write!(f, "From does not parse: {why}"),
+            BadFrom::NoDomain(literal) => {
+                write!(
+                    f,
+                    "From has no domain DMARC can check ({literal} is an address literal)"
+                )
+            }
         }
     }
 }
@@ -47,7 +55,36 @@ pub(crate) fn author_domains(fields: &[&[u8]]) -> Result<Vec<String>, BadFrom> {
     if domains.is_empty() {
         return Err(BadFrom::Unparseable("no address in it".into()));
     }
+    // An address literal, or a name no DNS can hold, has no DMARC policy to find:
+    // as good as no author domain at all (and retrying cannot change that).
+    for domain in &domains {
+        dns_name(domain).map_err(BadFrom::NoDomain)?;
+    }
     Ok(domains)
+}
+
+/// `Ok` when `domain` can be a DNS name (RFC 1035 §2.3.4: labels of 1 to 63
+/// octets, 253 in all); a domain literal (`[192.0.2.1]`) cannot.
+fn dns_name(domain: &str) -> Result<(), String> {
+    let shown: String = domain
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    if domain.starts_with('[') {
+        return Err(format!("{shown} is an address literal, not a name"));
+    }
+    let name = domain.trim_end_matches('.');
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("{shown} is not a domain name (1 to 253 octets)"));
+    }
+    if let Some(label) = name.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        return Err(format!(
+            "{shown} is not a domain name: a label of {} octets (1 to 63)",
+            label.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The domains of one field's mailboxes.
@@ -277,7 +314,9 @@ mod tests {
             ["example.net"]
         );
         assert_eq!(ok(" <@route.example:user@example.com>"), ["example.com"]);
-        assert_eq!(ok(" user@[192.0.2.1]"), ["[192.0.2.1]"]);
+        assert!(matches!(domains(" user@[192.0.2.1]"), Err(BadFrom::NoDomain(_))));
+        let long = format!(" user@{}.example.com", "a".repeat(64));
+        assert!(matches!(domains(&long), Err(BadFrom::NoDomain(_))));
     }
 
     #[test]

@@ -28,6 +28,22 @@ pub(crate) use dns::authenticator;
 #[cfg(feature = "fuzzing")]
 pub(crate) use spf::parse_for_fuzzing as spf_record;
 
+/// The fuzz target's entry for the strict field readers: the bytes split at the
+/// first NUL into a field name and value (which header the value stands for).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn auth_fields(data: &[u8]) {
+    let (name, value) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"From"[..], data),
+    };
+    let _ = from::author_domains(&[value]);
+    if let Ok(tags) = tags::Tags::parse(value) {
+        let _ = tags.require(&["v", "a", "b"]);
+    }
+    signature::read_for_fuzzing(value);
+    let _ = chain::check(&[(name, value), (b"ARC-Seal", value)]);
+}
+
 pub const HEADER: &str = "Authentication-Results";
 
 /// The inbound verifier: a resolver, its caches and the settings the checks use.

@@ -24,6 +24,12 @@ struct Field {
     problem: Option<String>,
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_for_fuzzing(value: &[u8]) {
+    let _ = read(value);
+    let _ = key_problem(value, "rsa-sha256");
+}
+
 /// §3.5 and §6.1.1, the checks that make a signature PERMFAIL before any key is
 /// fetched.
 fn read(value: &[u8]) -> Field {

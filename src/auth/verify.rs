@@ -230,26 +230,16 @@ impl Verifier {
         };
         let mut evaluations = Vec::with_capacity(from_domains.len());
         for domain in from_domains {
-            // A name DNS cannot hold has no policy to find: retrying cannot help.
-            let eval = if let Err(why) = dns_name(domain) {
-                dmarc::Evaluation {
-                    result: AuthResult::PermError,
+            // from::author_domains let through only names DNS can hold.
+            let eval = match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
+                Ok(found) => dmarc::evaluate(domain, found, ids, sample),
+                Err(e) => dmarc::Evaluation {
+                    result: AuthResult::TempError,
                     from_domain: domain.clone(),
-                    reason: format!("From domain {why}"),
+                    reason: e,
                     requested: None,
                     applied: None,
-                }
-            } else {
-                match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
-                    Ok(found) => dmarc::evaluate(domain, found, ids, sample),
-                    Err(e) => dmarc::Evaluation {
-                        result: AuthResult::TempError,
-                        from_domain: domain.clone(),
-                        reason: e,
-                        requested: None,
-                        applied: None,
-                    },
-                }
+                },
             };
             evaluations.push(eval);
         }
@@ -316,30 +306,6 @@ fn sample(pct: u8) -> bool {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     STATE.with(|s| s.hash_one(n)) % 100 < u64::from(pct)
-}
-
-/// `Ok` when `domain` can be a DNS name (RFC 1035 §2.3.4: labels of 1 to 63
-/// octets, 253 in all); a domain literal (`[192.0.2.1]`) cannot.
-fn dns_name(domain: &str) -> Result<(), String> {
-    let shown: String = domain
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(80)
-        .collect();
-    if domain.starts_with('[') {
-        return Err(format!("{shown} is a domain literal, not a name"));
-    }
-    let name = domain.trim_end_matches('.');
-    if name.is_empty() || name.len() > 253 {
-        return Err(format!("{shown} is not a domain name (1 to 253 octets)"));
-    }
-    if let Some(label) = name.split('.').find(|l| l.is_empty() || l.len() > 63) {
-        return Err(format!(
-            "{shown} is not a domain name: a label of {} octets (1 to 63)",
-            label.len()
-        ));
-    }
-    Ok(())
 }
 
 fn domain_of(address: &str) -> String {

@@ -427,6 +427,25 @@ fn limits_section_4_6_4() {
         11,
     ));
     assert_eq!(run(&mx, "192.0.2.1", "a@example.com"), "permerror");
+    // More than 10 PTR names: only the first 10 are validated (§4.6.4), so a
+    // matching 11th name does not count; a PTR lookup error is no match (§5.5).
+    let mut ptr = vec![("example.com", "TXT v=spf1 ptr -all")];
+    let names: Vec<String> = (0..10).map(|i| format!("PTR h{i}.example.net")).collect();
+    for name in &names {
+        ptr.push(("192.0.2.7", name.as_str()));
+    }
+    ptr.push(("192.0.2.7", "PTR mx.example.com"));
+    ptr.push(("mx.example.com", "A 192.0.2.7"));
+    assert_eq!(run(&ptr, "192.0.2.7", "a@example.com"), "fail");
+    ptr.truncate(1);
+    ptr.push(("192.0.2.7", "PTR mx.example.com"));
+    ptr.push(("mx.example.com", "A 192.0.2.7"));
+    assert_eq!(run(&ptr, "192.0.2.7", "a@example.com"), "pass");
+    let ptr_error = [
+        ("example.com", "TXT v=spf1 ptr ?all"),
+        ("192.0.2.7", "TIMEOUT"),
+    ];
+    assert_eq!(run(&ptr_error, "192.0.2.7", "a@example.com"), "neutral");
     // An explanation's lookup counts toward neither limit.
     let exp = [(
         "example.com",
