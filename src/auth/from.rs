@@ -314,7 +314,10 @@ mod tests {
             ["example.net"]
         );
         assert_eq!(ok(" <@route.example:user@example.com>"), ["example.com"]);
-        assert!(matches!(domains(" user@[192.0.2.1]"), Err(BadFrom::NoDomain(_))));
+        assert!(matches!(
+            domains(" user@[192.0.2.1]"),
+            Err(BadFrom::NoDomain(_))
+        ));
         let long = format!(" user@{}.example.com", "a".repeat(64));
         assert!(matches!(domains(&long), Err(BadFrom::NoDomain(_))));
     }

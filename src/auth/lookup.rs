@@ -5,11 +5,17 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mail_auth::ResolverCache;
 
 use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::hickory_resolver::net::{DnsError, NetError};
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
+
+use super::cache::TtlCache;
 
 /// Why a question has no records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +27,8 @@ pub(crate) enum Failure {
     Error(String),
 }
 
-pub(crate) type Answer<T> = Result<Vec<T>, Failure>;
+/// Records of one type, shared with the cache (a hit costs no copy).
+pub(crate) type Answer<T> = Result<Arc<[T]>, Failure>;
 
 pub(crate) trait Dns: Sync {
     /// TXT records, each one's strings joined.
@@ -34,12 +41,91 @@ pub(crate) trait Dns: Sync {
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = Answer<String>> + Send;
 }
 
-impl Dns for TokioResolver {
+/// Our hickory resolver with a cache of the answers (positive ones as long as
+/// their TTL, empty ones as long as the SOA's negative TTL allows, at most five
+/// minutes): a check asks the same few names for every message of a sender, and a
+/// map lookup is far cheaper than hickory's own lookup machinery.
+pub(crate) struct Cached<'a> {
+    pub resolver: &'a TokioResolver,
+    pub cache: &'a AnswerCache,
+}
+
+/// Answers by record type and name, each kind bounded like the other caches.
+pub(crate) struct AnswerCache {
+    txt: TtlCache<Box<str>, Answer<Vec<u8>>>,
+    a: TtlCache<Box<str>, Answer<Ipv4Addr>>,
+    aaaa: TtlCache<Box<str>, Answer<Ipv6Addr>>,
+    mx: TtlCache<Box<str>, Answer<(u16, String)>>,
+    ptr: TtlCache<Box<str>, Answer<String>>,
+}
+
+impl AnswerCache {
+    pub(crate) fn new(entries: usize) -> Self {
+        AnswerCache {
+            txt: TtlCache::new(entries),
+            a: TtlCache::new(entries),
+            aaaa: TtlCache::new(entries),
+            mx: TtlCache::new(entries),
+            ptr: TtlCache::new(entries),
+        }
+    }
+}
+
+/// Empty answers are kept at most this long, whatever the SOA says.
+const NEGATIVE_TTL_CAP: Duration = Duration::from_secs(300);
+
+impl Cached<'_> {
+    /// The cached answer for `key`, else hickory's, converted by `pick` and stored
+    /// (an empty answer only when the SOA gave a negative TTL; errors never).
+    async fn lookup<T>(
+        &self,
+        cache: &TtlCache<Box<str>, Answer<T>>,
+        key: &str,
+        name: Option<Name>,
+        kind: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Answer<T> {
+        let key: Box<str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            key.to_ascii_lowercase().into_boxed_str()
+        } else {
+            key.into()
+        };
+        if let Some(hit) = cache.get(&key) {
+            return hit;
+        }
+        let name = name.ok_or(Failure::Void)?;
+        match self.resolver.lookup(name, kind).await {
+            Ok(lookup) => {
+                let records: Arc<[T]> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| pick(&r.data))
+                    .collect();
+                cache.insert(key, Ok(records.clone()), lookup.valid_until());
+                Ok(records)
+            }
+            Err(e) => {
+                let failure = failure(&e);
+                if let (Failure::Void, NetError::Dns(DnsError::NoRecordsFound(no))) = (&failure, &e)
+                    && let Some(ttl) = no.negative_ttl
+                {
+                    let ttl = Duration::from_secs(u64::from(ttl)).min(NEGATIVE_TTL_CAP);
+                    cache.insert(key, Err(Failure::Void), Instant::now() + ttl);
+                }
+                Err(failure)
+            }
+        }
+    }
+}
+
+impl Dns for Cached<'_> {
     async fn txt(&self, name: &str) -> Answer<Vec<u8>> {
-        let lookup = query(self, name, RecordType::TXT).await?;
-        Ok(lookup
-            .iter()
-            .filter_map(|r| match r {
+        self.lookup(
+            &self.cache.txt,
+            name,
+            dns_name(name),
+            RecordType::TXT,
+            |r| match r {
                 RData::TXT(txt) => Some(
                     txt.txt_data
                         .iter()
@@ -47,56 +133,68 @@ impl Dns for TokioResolver {
                         .collect(),
                 ),
                 _ => None,
-            })
-            .collect())
+            },
+        )
+        .await
     }
 
     async fn a(&self, name: &str) -> Answer<Ipv4Addr> {
-        let lookup = query(self, name, RecordType::A).await?;
-        Ok(lookup
-            .iter()
-            .filter_map(|r| match r {
+        self.lookup(
+            &self.cache.a,
+            name,
+            dns_name(name),
+            RecordType::A,
+            |r| match r {
                 RData::A(a) => Some(a.0),
                 _ => None,
-            })
-            .collect())
+            },
+        )
+        .await
     }
 
     async fn aaaa(&self, name: &str) -> Answer<Ipv6Addr> {
-        let lookup = query(self, name, RecordType::AAAA).await?;
-        Ok(lookup
-            .iter()
-            .filter_map(|r| match r {
+        self.lookup(
+            &self.cache.aaaa,
+            name,
+            dns_name(name),
+            RecordType::AAAA,
+            |r| match r {
                 RData::AAAA(a) => Some(a.0),
                 _ => None,
-            })
-            .collect())
+            },
+        )
+        .await
     }
 
     async fn mx(&self, name: &str) -> Answer<String> {
-        let lookup = query(self, name, RecordType::MX).await?;
-        let mut exchanges: Vec<(u16, String)> = lookup
-            .iter()
-            .filter_map(|r| match r {
-                RData::MX(mx) => Some((mx.preference, host(&mx.exchange))),
-                _ => None,
-            })
-            .collect();
+        let pick = |r: &RData| match r {
+            RData::MX(mx) => Some((mx.preference, host(&mx.exchange))),
+            _ => None,
+        };
+        let found = self
+            .lookup(&self.cache.mx, name, dns_name(name), RecordType::MX, pick)
+            .await?;
+        let mut exchanges: Vec<&(u16, String)> = found.iter().collect();
         exchanges.sort_by_key(|(preference, _)| *preference);
-        Ok(exchanges.into_iter().map(|(_, name)| name).collect())
+        Ok(exchanges
+            .into_iter()
+            .map(|(_, host)| host.clone())
+            .collect())
     }
 
     async fn ptr(&self, ip: IpAddr) -> Answer<String> {
-        let name = Name::from(ip);
-        let answer = self.lookup(name, RecordType::PTR).await.map_err(failure)?;
-        Ok(answer
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
+        let key = ip.to_string();
+        self.lookup(
+            &self.cache.ptr,
+            &key,
+            Some(Name::from(ip)),
+            RecordType::PTR,
+            |r| match r {
                 RData::PTR(ptr) => Some(host(&ptr.0)),
                 _ => None,
-            })
-            .collect())
+            },
+        )
+        .await
     }
 }
 
@@ -109,16 +207,6 @@ fn host(name: &Name) -> String {
         .join(".")
 }
 
-async fn query(
-    resolver: &TokioResolver,
-    name: &str,
-    kind: RecordType,
-) -> Result<Vec<RData>, Failure> {
-    let name = dns_name(name).ok_or(Failure::Void)?;
-    let lookup = resolver.lookup(name, kind).await.map_err(failure)?;
-    Ok(lookup.answers().iter().map(|r| r.data.clone()).collect())
-}
-
 /// The name as DNS labels, byte for byte (a macro may put any printable character
 /// in a label); `None` when no such name can exist.
 fn dns_name(name: &str) -> Option<Name> {
@@ -129,8 +217,8 @@ fn dns_name(name: &str) -> Option<Name> {
     Name::from_labels(name.split('.').map(str::as_bytes)).ok()
 }
 
-fn failure(e: NetError) -> Failure {
-    match &e {
+fn failure(e: &NetError) -> Failure {
+    match e {
         NetError::Dns(DnsError::NoRecordsFound(no)) => match no.response_code {
             ResponseCode::NXDomain | ResponseCode::NoError => Failure::Void,
             code => Failure::Error(format!("DNS answered {code}")),

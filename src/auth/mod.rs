@@ -50,6 +50,8 @@ pub const HEADER: &str = "Authentication-Results";
 pub struct Verifier {
     resolver: mail_auth::MessageAuthenticator,
     caches: dns::Caches,
+    /// Answers for the lookups we make ourselves (SPF, DKIM key records).
+    answers: lookup::AnswerCache,
     /// Our name in the header, and the host name SPF's `%{r}` macro expands to.
     authserv_id: String,
     /// ARC sealers whose pass may override a DMARC failure (lower case).
@@ -80,6 +82,7 @@ impl Verifier {
         Ok(Verifier {
             resolver: dns::authenticator(dns)?,
             caches: dns::Caches::new(dns::CACHE_ENTRIES),
+            answers: lookup::AnswerCache::new(dns::CACHE_ENTRIES),
             authserv_id: inbound.authserv_id.clone(),
             trusted_arc_sealers: inbound
                 .trusted_arc_sealers

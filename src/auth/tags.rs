@@ -2,17 +2,21 @@
 //! ARC-Seal, ARC-Message-Signature (RFC 8617 §4.1) and DKIM key records share. A
 //! duplicate tag makes the whole list invalid; tag names are case-sensitive.
 
-/// The tags of a list in order, values with folding whitespace removed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Tags(Vec<(String, String)>);
+use std::borrow::Cow;
 
-impl Tags {
-    pub(crate) fn parse(value: &[u8]) -> Result<Tags, String> {
-        let text = std::str::from_utf8(value).map_err(|_| "bytes that are not UTF-8".to_owned())?;
-        let specs: Vec<&str> = text.split(';').collect();
-        let mut tags: Vec<(String, String)> = Vec::with_capacity(specs.len());
+/// The tags of a list in order, values with folding whitespace removed (borrowed
+/// from the field unless they were folded).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Tags<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl<'a> Tags<'a> {
+    pub(crate) fn parse(value: &'a [u8]) -> Result<Tags<'a>, String> {
+        // Byte by byte: the values (b=, bh=, p=) are long and every message has a
+        // few of these fields; VALCHAR and FWS are all ASCII.
+        let specs: Vec<&[u8]> = value.split(|b| *b == b';').collect();
+        let mut tags: Vec<(&str, Cow<'a, str>)> = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let spec = spec.trim_matches(fws);
+            let spec = trim(spec);
             if spec.is_empty() {
                 // Only after the last ";".
                 if i + 1 == specs.len() && i > 0 {
@@ -20,26 +24,37 @@ impl Tags {
                 }
                 return Err("an empty tag".into());
             }
-            let (name, value) = spec
-                .split_once('=')
-                .ok_or_else(|| format!("{:?} is not tag=value", shown(spec)))?;
-            let name = name.trim_matches(fws);
-            let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let Some(eq) = spec.iter().position(|b| *b == b'=') else {
+                return Err(format!("{:?} is not tag=value", shown(spec)));
+            };
+            let (name, value) = (trim(&spec[..eq]), trim(&spec[eq + 1..]));
+            let valid_name = name.first().is_some_and(u8::is_ascii_alphabetic)
+                && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
             if !valid_name {
                 return Err(format!("{:?} is not a tag name", shown(name)));
             }
-            let value = value.trim_matches(fws);
-            if let Some(bad) = value.chars().find(|c| !valchar(*c) && !fws(*c)) {
-                return Err(format!("character {:?} in the value of {name}=", bad));
+            // Checked: ASCII letters, digits and '_'.
+            let name = ascii(name);
+            let mut folded = false;
+            for b in value {
+                if fws(*b) {
+                    folded = true;
+                } else if !valchar(*b) {
+                    return Err(format!("byte {b:#04x} in the value of {name}="));
+                }
             }
-            if tags.iter().any(|(n, _)| n == name) {
+            if tags.iter().any(|(n, _)| *n == name) {
                 return Err(format!("duplicate tag {name}="));
             }
-            tags.push((
-                name.to_owned(),
-                value.chars().filter(|c| !fws(*c)).collect(),
-            ));
+            // Checked: printable ASCII and folding whitespace only.
+            let value = if folded {
+                let mut kept = Vec::with_capacity(value.len());
+                kept.extend(value.iter().copied().filter(|b| !fws(*b)));
+                Cow::Owned(String::from_utf8(kept).unwrap_or_default())
+            } else {
+                Cow::Borrowed(ascii(value))
+            };
+            tags.push((name, value));
         }
         Ok(Tags(tags))
     }
@@ -47,8 +62,8 @@ impl Tags {
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The first of `names` that is missing, as "missing x= tag".
@@ -60,22 +75,40 @@ impl Tags {
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| n.as_str())
+        self.0.iter().map(|(n, _)| *n)
     }
 }
 
 /// VALCHAR: printable ASCII except ";".
-fn valchar(c: char) -> bool {
-    ('!'..='~').contains(&c) && c != ';'
+fn valchar(b: u8) -> bool {
+    (b'!'..=b'~').contains(&b) && b != b';'
 }
 
-fn fws(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
+fn fws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Bytes already checked to be ASCII, as text.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !fws(*b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !fws(*b))
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
 }
 
 /// At most 40 printable characters, for an error message.
-fn shown(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(40).collect()
+fn shown(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,7 +132,7 @@ mod tests {
             ("v=1; a", "is not tag=value"),
             ("1v=1", "is not a tag name"),
             ("v=1; a b=c", "is not a tag name"),
-            ("v=1; a=\u{1}", "character"),
+            ("v=1; a=\u{1}", "byte 0x01"),
             ("", "an empty tag"),
         ] {
             let err = Tags::parse(bad.as_bytes()).expect_err(bad);

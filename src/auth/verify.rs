@@ -10,6 +10,7 @@ use mail_auth::{AuthenticatedMessage, DkimResult, Error};
 use super::Verifier;
 use super::dmarc::{self, Identifiers, Policy};
 use super::from::BadFrom;
+use super::lookup::Cached;
 use super::outcome::{arc_result, iprev_result, spf_result};
 use super::results::{AuthReport, AuthResult, DmarcDisposition, FromField, MethodResult};
 use super::spf::{self, Identity};
@@ -37,6 +38,10 @@ impl Verifier {
     pub async fn verify(&self, env: &Envelope<'_>) -> AuthReport {
         let caches = &self.caches;
         let resolver = &self.resolver;
+        let dns = Cached {
+            resolver: resolver.resolver(),
+            cache: &self.answers,
+        };
         let helo = env.helo.trim_end_matches('.');
         let helo_is_name = !helo.is_empty()
             && !helo.starts_with('[')
@@ -48,7 +53,7 @@ impl Verifier {
             if helo_is_name {
                 Some(
                     spf::check(
-                        resolver.resolver(),
+                        &dns,
                         &Identity {
                             ip: env.ip,
                             sender: "",
@@ -66,7 +71,7 @@ impl Verifier {
             if env.mail_from.contains('@') {
                 Some(
                     spf::check(
-                        resolver.resolver(),
+                        &dns,
                         &Identity {
                             ip: env.ip,
                             sender: env.mail_from,
@@ -126,7 +131,7 @@ impl Verifier {
                     .collect()
             })
             .unwrap_or_default();
-        let checked = signature::results(resolver.resolver(), &fields, &dkim, env.body_len).await;
+        let checked = signature::results(&dns, &fields, &dkim, env.body_len).await;
         let mut body_unverified = false;
         let dkim_results: Vec<MethodResult> = if checked.is_empty() {
             vec![MethodResult::new("dkim", AuthResult::None).reason("no signatures")]

@@ -257,9 +257,9 @@ impl<'a, D: Dns> Evaluation<'a, D> {
             Err(Failure::Error(_)) => return Some(Vec::new()),
         };
         let mut valid = Vec::new();
-        for name in names.into_iter().take(NAMES_LIMIT) {
-            if let Ok(Some(true)) = self.address_match(&name, 32, 128).await {
-                valid.push(name);
+        for name in names.iter().take(NAMES_LIMIT) {
+            if let Ok(Some(true)) = self.address_match(name, 32, 128).await {
+                valid.push(name.clone());
             }
         }
         Some(valid)
@@ -312,7 +312,7 @@ impl<'a, D: Dns> Evaluation<'a, D> {
     async fn explain(&self, domain: &str, exp: &MacroString) -> Option<String> {
         let target = self.expand(domain, exp).await;
         let records = self.dns.txt(&target).await.ok()?;
-        let [text] = records.as_slice() else {
+        let [text] = &records[..] else {
             return None;
         };
         let text = std::str::from_utf8(text).ok().filter(|t| t.is_ascii())?;

@@ -38,7 +38,7 @@ impl Zone {
         if found.is_empty() && records.iter().any(|r| r == "TIMEOUT") {
             return Err(Failure::Error("timed out".into()));
         }
-        Ok(found)
+        Ok(found.into())
     }
 }
 
