@@ -13,6 +13,10 @@ const MAX_INSTANCES: u32 = 50;
 /// `None` when the message carries no ARC header at all; else whether the sets
 /// are well formed, with the reason when they are not.
 pub(crate) fn check(headers: &[(&[u8], &[u8])]) -> Option<Result<(), String>> {
+    let arc = |name: &[u8]| name.len() > 4 && name[..4].eq_ignore_ascii_case(b"ARC-");
+    if !headers.iter().any(|(name, _)| arc(name)) {
+        return None;
+    }
     let named = |name: &[u8]| -> Vec<&[u8]> {
         headers
             .iter()

@@ -16,6 +16,7 @@ use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 use super::cache::TtlCache;
+use super::spf::{self, record::Record};
 
 /// Why a question has no records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,12 @@ pub(crate) trait Dns: Sync {
     fn mx(&self, name: &str) -> impl Future<Output = Answer<String>> + Send;
     /// Host names, lower case, without the final dot.
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = Answer<String>> + Send;
+
+    /// An SPF record's text parsed (a resolver with a cache keeps the result, so a
+    /// domain's record is not parsed again for every message).
+    fn spf_record(&self, text: &[u8]) -> Arc<Result<Record, String>> {
+        Arc::new(spf::record::parse(text))
+    }
 }
 
 /// Our hickory resolver with a cache of the answers (positive ones as long as
@@ -57,6 +64,9 @@ pub(crate) struct AnswerCache {
     aaaa: TtlCache<Box<str>, Answer<Ipv6Addr>>,
     mx: TtlCache<Box<str>, Answer<(u16, String)>>,
     ptr: TtlCache<Box<str>, Answer<String>>,
+    /// Parsed SPF records by their text; a record is small and its parse is the
+    /// same for as long as the text is.
+    spf: TtlCache<Box<[u8]>, Arc<Result<Record, String>>>,
 }
 
 impl AnswerCache {
@@ -67,6 +77,7 @@ impl AnswerCache {
             aaaa: TtlCache::new(entries),
             mx: TtlCache::new(entries),
             ptr: TtlCache::new(entries),
+            spf: TtlCache::new(entries),
         }
     }
 }
@@ -118,7 +129,21 @@ impl Cached<'_> {
     }
 }
 
+/// How long a parsed SPF record is kept (its text's own TTL governs the lookup).
+const PARSED_TTL: Duration = Duration::from_secs(3600);
+
 impl Dns for Cached<'_> {
+    fn spf_record(&self, text: &[u8]) -> Arc<Result<Record, String>> {
+        if let Some(hit) = self.cache.spf.get(text) {
+            return hit;
+        }
+        let parsed = Arc::new(spf::record::parse(text));
+        self.cache
+            .spf
+            .insert(text.into(), parsed.clone(), Instant::now() + PARSED_TTL);
+        parsed
+    }
+
     async fn txt(&self, name: &str) -> Answer<Vec<u8>> {
         self.lookup(
             &self.cache.txt,

@@ -87,9 +87,12 @@ impl<'a, D: Dns> Evaluation<'a, D> {
                     return Err(Stop::Temp(format!("SPF record of {domain}: {e}")));
                 }
             };
-            let record = record::parse(&record)
+            let record = self.dns.spf_record(&record);
+            let record = record
+                .as_ref()
+                .as_ref()
                 .map_err(|e| Stop::Perm(format!("SPF record of {domain}: {e}")))?;
-            self.evaluate(&domain, &record).await
+            self.evaluate(&domain, record).await
         })
     }
 

@@ -5,7 +5,7 @@
 
 mod eval;
 mod macros;
-mod record;
+pub(crate) mod record;
 #[cfg(test)]
 mod tests;
 
