@@ -6,11 +6,12 @@
 //! (`inbound.on_bad_from`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    /// An atom or a quoted string (a "word").
-    Word(String),
-    /// `[...]`
-    Literal(String),
+enum Token<'a> {
+    Atom(&'a str),
+    /// A quoted string (its content is never needed: a display name or a local part).
+    Quoted,
+    /// The inside of `[...]`.
+    Literal(&'a str),
     Special(u8),
 }
 
@@ -89,7 +90,8 @@ fn dns_name(domain: &str) -> Result<(), String> {
 
 /// The domains of one field's mailboxes.
 fn addresses(value: &[u8]) -> Result<Vec<String>, String> {
-    let tokens = tokenize(value)?;
+    let text = String::from_utf8_lossy(value);
+    let tokens = tokenize(&text)?;
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
@@ -174,7 +176,7 @@ fn mailbox_domain(tokens: &[Token]) -> Result<String, String> {
 fn local_part(tokens: &[Token]) -> Result<(), String> {
     let ok = !tokens.is_empty()
         && tokens.iter().enumerate().all(|(i, t)| match t {
-            Token::Word(_) => i % 2 == 0,
+            Token::Atom(_) | Token::Quoted => i % 2 == 0,
             Token::Special(b'.') => i % 2 == 1,
             _ => false,
         })
@@ -189,12 +191,15 @@ fn local_part(tokens: &[Token]) -> Result<(), String> {
 /// atom *("." atom) or a domain literal.
 fn domain(tokens: &[Token]) -> Result<String, String> {
     if let [Token::Literal(literal)] = tokens {
-        return Ok(format!("[{literal}]"));
+        return Ok(format!(
+            "[{}]",
+            literal.split_whitespace().collect::<String>()
+        ));
     }
     let mut name = String::new();
     for (i, token) in tokens.iter().enumerate() {
         match (i % 2, token) {
-            (0, Token::Word(atom)) if !atom.contains(['"', ' ']) => name.push_str(atom),
+            (0, Token::Atom(atom)) => name.push_str(atom),
             (1, Token::Special(b'.')) => name.push('.'),
             _ => return Err(format!("{} in the domain", shown(token))),
         }
@@ -208,23 +213,24 @@ fn domain(tokens: &[Token]) -> Result<String, String> {
 fn shown(token: &Token) -> String {
     match token {
         Token::Special(c) => format!("'{}'", char::from(*c)),
-        Token::Word(w) => format!("{w:?}"),
+        Token::Atom(w) => format!("{w:?}"),
+        Token::Quoted => "a quoted string".into(),
         Token::Literal(l) => format!("[{l}]"),
     }
 }
 
-/// Words, literals and specials; comments and folding whitespace dropped.
-fn tokenize(value: &[u8]) -> Result<Vec<Token>, String> {
-    let text = String::from_utf8_lossy(value);
-    let mut chars = text.chars().peekable();
+/// Atoms, quoted strings, literals and specials; comments and folding whitespace
+/// dropped. Atoms and literals borrow from the text: no allocation per token.
+fn tokenize(text: &str) -> Result<Vec<Token<'_>>, String> {
+    let mut chars = text.char_indices().peekable();
     let mut tokens = Vec::new();
-    while let Some(c) = chars.next() {
+    while let Some((at, c)) = chars.next() {
         match c {
             ' ' | '\t' | '\r' | '\n' => {}
             '(' => {
                 let mut depth = 1;
                 while depth > 0 {
-                    match chars.next().ok_or("an unclosed comment")? {
+                    match chars.next().ok_or("an unclosed comment")?.1 {
                         '\\' => {
                             chars.next();
                         }
@@ -235,43 +241,41 @@ fn tokenize(value: &[u8]) -> Result<Vec<Token>, String> {
                 }
             }
             '"' => {
-                let mut word = String::from('"');
                 loop {
-                    match chars.next().ok_or("an unclosed quoted string")? {
-                        '\\' => word.extend(chars.next()),
+                    match chars.next().ok_or("an unclosed quoted string")?.1 {
+                        '\\' => {
+                            chars.next();
+                        }
                         '"' => break,
-                        '\r' | '\n' => {}
-                        other => word.push(other),
+                        _ => {}
                     }
                 }
-                word.push('"');
-                tokens.push(Token::Word(word));
+                tokens.push(Token::Quoted);
             }
             '[' => {
-                let mut literal = String::new();
-                loop {
+                let start = at + 1;
+                let end = loop {
                     match chars.next().ok_or("an unclosed domain literal")? {
-                        ']' => break,
-                        '[' | '\\' => return Err("'[' or '\\' inside a domain literal".into()),
-                        ' ' | '\t' | '\r' | '\n' => {}
-                        other => literal.push(other),
+                        (end, ']') => break end,
+                        (_, '[' | '\\') => return Err("'[' or '\\' inside a domain literal".into()),
+                        _ => {}
                     }
-                }
-                tokens.push(Token::Literal(literal));
+                };
+                tokens.push(Token::Literal(&text[start..end]));
             }
             '<' | '>' | '@' | ',' | ';' | ':' | '.' => tokens.push(Token::Special(c as u8)),
             ')' | ']' | '\\' => return Err(format!("a stray '{c}'")),
             c if c.is_control() => return Err(format!("control character {:#04x}", c as u32)),
             _ => {
-                let mut atom = String::from(c);
-                while let Some(&n) = chars.peek() {
+                let mut end = at + c.len_utf8();
+                while let Some(&(next_at, n)) = chars.peek() {
                     if n.is_whitespace() || n.is_control() || "()<>[]:;@\\,.\"".contains(n) {
                         break;
                     }
-                    atom.push(n);
+                    end = next_at + n.len_utf8();
                     chars.next();
                 }
-                tokens.push(Token::Word(atom));
+                tokens.push(Token::Atom(&text[at..end]));
             }
         }
     }
