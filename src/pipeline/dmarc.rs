@@ -109,9 +109,7 @@ impl DmarcDecision {
             Policy::None => Ok((Verdict::Accept, None, false)),
         }
     }
-}
 
-impl DmarcDecision {
     /// The refusal text when the From fields leave DMARC without one author domain
     /// and `inbound.on_bad_from` / `on_multiple_from` say reject.
     fn bad_from_refusal(&self, report: &AuthReport) -> Option<String> {
