@@ -49,6 +49,16 @@ fn scan(env: &Env, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
     scan_with(&env.config, env.dir.path(), ip, helo, from, message)
 }
 
+/// The env's config with `before` put ahead of it and `extra_inbound` added to its
+/// `[inbound]` section, written as `name` in the env's dir.
+fn variant(env: &Env, name: &str, before: &str, extra_inbound: &str) -> PathBuf {
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let body = text.replace("[inbound]\n", &format!("[inbound]\n{extra_inbound}"));
+    let path = env.dir.path().join(name);
+    std::fs::write(&path, format!("{before}{body}")).expect("write config");
+    path
+}
+
 fn scan_with(config: &Path, dir: &Path, ip: &str, helo: &str, from: &str, message: &[u8]) -> Value {
     let file = dir.join("message.eml");
     std::fs::write(&file, message).expect("write message");
@@ -305,16 +315,13 @@ fn dmarc_alignment_and_policies() {
 #[test]
 fn a_body_cut_at_max_message_size_is_judged_on_what_is_known() {
     let Some(env) = env("") else { return };
-    let text = std::fs::read_to_string(&env.config).unwrap();
     let config = |name: &str, extra_inbound: &str| {
-        let path = env.dir.path().join(name);
-        let body = text.replace("[inbound]\n", &format!("[inbound]\n{extra_inbound}"));
-        std::fs::write(
-            &path,
-            format!("[server]\nmax_message_size = \"20B\"\n{body}"),
+        variant(
+            &env,
+            name,
+            "[server]\nmax_message_size = \"20B\"\n",
+            extra_inbound,
         )
-        .unwrap();
-        path
     };
     let small = config("small.toml", "");
     // Aligned only through DKIM, whose body hash cannot be checked on 20 bytes.
@@ -372,13 +379,7 @@ fn a_body_cut_at_max_message_size_is_judged_on_what_is_known() {
 #[test]
 fn from_header_edge_cases_are_reported_not_crashed_on() {
     let Some(env) = env("") else { return };
-    let text = std::fs::read_to_string(&env.config).expect("config");
-    let config = |name: &str, extra_inbound: &str| {
-        let path = env.dir.path().join(name);
-        let body = text.replace("[inbound]\n", &format!("[inbound]\n{extra_inbound}"));
-        std::fs::write(&path, body).expect("write config");
-        path
-    };
+    let config = |name: &str, extra_inbound: &str| variant(&env, name, "", extra_inbound);
     // No From, or one without an address: DMARC cannot be evaluated, and by
     // default (inbound.on_bad_from = "reject") that is a refusal, not a pass.
     let no_from = b"To: bob@dest.test\nSubject: no from\n\nHi.\n".to_vec();

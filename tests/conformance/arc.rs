@@ -11,8 +11,7 @@ use crate::zone::Zone;
 
 #[test]
 fn arc_valimail() {
-    if !crate::common::require("knotd", "knot") || !crate::common::require("kdig", "knot-dnsutils")
-    {
+    if !crate::world::knot_present() {
         return;
     }
     let path = crate::common::fixture("fixtures/conformance/arc-valimail/validation-tests.json");

@@ -66,8 +66,7 @@ fn zone(text: &str) -> (Zone, Vec<(String, u16, Drop)>) {
 
 #[test]
 fn authmilter_fastmail() {
-    if !crate::common::require("knotd", "knot") || !crate::common::require("kdig", "knot-dnsutils")
-    {
+    if !crate::world::knot_present() {
         return;
     }
     let dir = crate::common::fixture("fixtures/conformance/authmilter-fastmail");

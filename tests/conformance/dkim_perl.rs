@@ -31,8 +31,7 @@ pub fn overall(results: &[String]) -> String {
 
 #[test]
 fn dkim_perl_mail_dkim() {
-    if !crate::common::require("knotd", "knot") || !crate::common::require("kdig", "knot-dnsutils")
-    {
+    if !crate::world::knot_present() {
         return;
     }
     let dir = crate::common::fixture("fixtures/conformance/dkim-perl-mail-dkim");

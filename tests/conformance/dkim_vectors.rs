@@ -15,8 +15,7 @@ use crate::zone::Zone;
 
 #[test]
 fn dkim_vectors() {
-    if !crate::common::require("knotd", "knot") || !crate::common::require("kdig", "knot-dnsutils")
-    {
+    if !crate::world::knot_present() {
         return;
     }
     let clock_ok = std::path::Path::new(FAKETIME_LIB).exists();

@@ -104,8 +104,7 @@ fn build(zonedata: &serde_json::Map<String, Value>) -> (Zone, Vec<(String, u16, 
 
 #[test]
 fn spf_rfc7208() {
-    if !crate::common::require("knotd", "knot") || !crate::common::require("kdig", "knot-dnsutils")
-    {
+    if !crate::world::knot_present() {
         return;
     }
     let path = crate::common::fixture("fixtures/conformance/spf-rfc7208/rfc7208-tests.json");

@@ -30,7 +30,6 @@ impl Zone {
     }
 
     /// A TXT record holding `value`, split into 255-byte strings.
-    #[allow(dead_code)]
     pub fn txt(&mut self, owner: &str, value: &[u8]) {
         let chunks: Vec<&[u8]> = if value.is_empty() {
             vec![b""]
