@@ -3,7 +3,7 @@
 # tests start for real (Postfix and its smtp-sink; knot for DNS; libfaketime to pin
 # the daemon clock for one DKIM vector; docker-compose to
 # validate the compose file) and the Python tools that check our output
-# independently (authres, dkimpy) when they are missing, then `cargo test`. Needs
+# independently (authres, dkimpy, parsedmarc) when they are missing, then `cargo test`. Needs
 # root for apt and for starting Postfix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,7 @@ fi
 need_pip=()
 python3 -c 'import authres' 2>/dev/null || need_pip+=(authres)
 python3 -c 'import dkim, nacl' 2>/dev/null || need_pip+=(dkimpy pynacl)
+python3 -c 'import parsedmarc' 2>/dev/null || need_pip+=(parsedmarc)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "test.sh: pip installing ${need_pip[*]}"
     python3 -m pip install -q --disable-pip-version-check "${need_pip[@]}"

@@ -15,6 +15,7 @@ use crate::config::{self, Config, LogFormat};
 use crate::net::ListenAddr;
 use crate::observe::{self, LogHandle};
 use crate::pipeline::Pipeline;
+use crate::reports::Recorder;
 use crate::session::{Server, Service};
 use crate::shutdown;
 use crate::systemd;
@@ -57,9 +58,23 @@ fn service(
         Some((old, service)) if old.alerts == config.alerts => service.filter.detector().cloned(),
         _ => config.alerts.as_ref().map(observe::alerts::start),
     };
+    // The report writer carries over when [reports] and the authserv-id did not
+    // change (rows already queued stay queued).
+    let recorder = match running {
+        Some((old, service))
+            if old.reports == config.reports
+                && old.inbound.authserv_id == config.inbound.authserv_id =>
+        {
+            service.filter.recorder().cloned()
+        }
+        _ => config
+            .reports
+            .as_ref()
+            .map(|r| Recorder::start(r, &config.inbound.authserv_id)),
+    };
     Ok(Arc::new(Service {
         settings: config.server.session_settings(),
-        filter: pipeline.with_detector(detector),
+        filter: pipeline.with_detector(detector).with_recorder(recorder),
     }))
 }
 
@@ -155,6 +170,17 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
             "exiting with sessions still open"
         ),
         Err(e) => error!("server task failed: {e}"),
+    }
+    // Store the DMARC report rows still queued before the process ends.
+    let recorder = services_tx.borrow().filter.recorder().cloned();
+    if let Some(recorder) = recorder {
+        let stored =
+            tokio::task::spawn_blocking(move || recorder.flush(std::time::Duration::from_secs(10)))
+                .await
+                .unwrap_or(false);
+        if !stored {
+            warn!("DMARC report rows may not all be stored: the writer did not finish in 10 s");
+        }
     }
     Ok(())
 }

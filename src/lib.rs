@@ -12,6 +12,8 @@
 //!     │      │       │
 //!  pipeline ─┴───────┘               one file per stage, in the order they run
 //!     │
+//!  reports                           DMARC report rows, their store, the report mails
+//!     │
 //!  session                           the milter conversation: Transaction in, Decision out
 //!     │
 //!  auth  sign  scan  content  policy the checks
@@ -41,6 +43,8 @@
 //!   keys and signing; `scan`: clamd; `content`: MIME walk, attachments, links;
 //!   `policy`: rules and rate limits evaluated over the facts.
 //! - `session`: the per-connection state machine, its driver and the accept loops.
+//! - `reports`: the rows recorded per message for DMARC reports, the SQLite store,
+//!   RFC 9990 aggregate and RFC 9991 failure report mails and their delivery.
 //! - `pipeline`: the stages run for each message and the observation record.
 //! - `daemon`: `serve`; `admin`: `/metrics`, `/healthz`, `/readyz`; `explain`: what
 //!   `mailwarden scan` prints.
@@ -64,6 +68,7 @@ mod panic_guard;
 mod pipeline;
 mod policy;
 mod reply;
+mod reports;
 mod scan;
 mod secret;
 mod session;
@@ -79,6 +84,10 @@ pub use explain::ScanInput;
 pub use net::{ListenAddr, Stream};
 pub use observe::alerts::check as check_alerts;
 pub use pipeline::Pipeline;
+pub use reports::{
+    SendOptions as ReportSendOptions, SendSummary as ReportSendSummary, list as reports_list,
+    send as reports_send,
+};
 pub use scan::Scanner;
 pub use sign::{dnscheck, genkey};
 

@@ -1,6 +1,6 @@
 //! The `mailwarden` command: `serve` runs the milter daemon, `check-config` validates
 //! a configuration file before a reload, `scan` explains what the daemon would do
-//! with one message.
+//! with one message, `reports` sends and lists DMARC reports.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -97,6 +97,85 @@ enum Command {
         /// The message (RFC 5322, LF or CRLF line ends).
         file: PathBuf,
     },
+    /// DMARC reports (RFC 9990 aggregate, RFC 9991 failure) from the [reports] store.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Build the aggregate reports of finished periods, then deliver every report
+    /// mail due over SMTP ([reports] smtp). Exit 2 when a mail failed or waits
+    /// for a retry.
+    Send {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Write each mail as DIR/<id>-<report id>.eml instead of sending it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Include the current, unfinished period (for tests, and for retiring a host).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the records waiting for a report and the report mails with their state.
+    List {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Report mails shown at most (newest first).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+fn reports(command: ReportsCommand) -> ExitCode {
+    let path = match &command {
+        ReportsCommand::Send { config, .. } | ReportsCommand::List { config, .. } => config.clone(),
+    };
+    let c = match config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        ReportsCommand::List { limit, .. } => match mailwarden::reports_list(&c, limit) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mailwarden: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ReportsCommand::Send { out, all, .. } => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let options = mailwarden::ReportSendOptions { out, all };
+            match rt.block_on(mailwarden::reports_send(&c, &options)) {
+                Ok(s) => {
+                    println!(
+                        "reports: {} built, {} sent, {} written, {} deferred, {} failed, {} unauthorized",
+                        s.built, s.sent, s.written, s.deferred, s.failed, s.unauthorized
+                    );
+                    if s.failed + s.deferred > 0 {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mailwarden: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
@@ -362,5 +441,6 @@ fn main() -> ExitCode {
             bits,
             out,
         } => genkey(&domain, &selector, &algorithm, bits, &out),
+        Command::Reports { command } => reports(command),
     }
 }

@@ -12,7 +12,6 @@ use mail_auth::hickory_resolver::system_conf::read_system_conf;
 use mail_auth::{MX, MessageAuthenticator, Parameters, RecordSet, Txt};
 
 use super::cache::TtlCache;
-use super::dmarc::DmarcLookup;
 use crate::config::DnsConfig;
 
 /// Entries per record kind. A busy MX sees a few thousand distinct domains an hour;
@@ -71,7 +70,6 @@ pub(crate) struct Caches {
     pub ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
     pub ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
     pub ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
-    pub dmarc: TtlCache<Box<str>, DmarcLookup>,
 }
 
 /// The `mail-auth` parameter bundle with all our caches attached.
@@ -93,7 +91,6 @@ impl Caches {
             ipv4: TtlCache::new(entries),
             ipv6: TtlCache::new(entries),
             ptr: TtlCache::new(entries),
-            dmarc: TtlCache::new(entries),
         }
     }
 

@@ -16,6 +16,7 @@ use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 use super::cache::TtlCache;
+use super::dmarc;
 use super::spf::{self, record::Record};
 
 /// Why a question has no records.
@@ -40,11 +41,22 @@ pub(crate) trait Dns: Sync {
     fn mx(&self, name: &str) -> impl Future<Output = Answer<String>> + Send;
     /// Host names, lower case, without the final dot.
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = Answer<String>> + Send;
+    /// Whether the name exists (RFC 8020: only NXDOMAIN says it does not); `Err`
+    /// for DNS trouble. DMARC's `np=` applies to names that do not.
+    fn exists(&self, name: &str) -> impl Future<Output = Result<bool, String>> + Send;
 
     /// An SPF record's text parsed (a resolver with a cache keeps the result, so a
     /// domain's record is not parsed again for every message).
     fn spf_record(&self, text: &[u8]) -> Arc<Result<Record, String>> {
         Arc::new(spf::record::parse(text))
+    }
+
+    /// A DMARC record's text parsed, `None` when it is not a usable record
+    /// (cached like [`Dns::spf_record`]).
+    fn dmarc_record(&self, text: &[u8]) -> Option<Arc<dmarc::Record>> {
+        dmarc::parse_record(&String::from_utf8_lossy(text))
+            .ok()
+            .map(Arc::new)
     }
 }
 
@@ -64,9 +76,12 @@ pub(crate) struct AnswerCache {
     aaaa: TtlCache<Box<str>, Answer<Ipv6Addr>>,
     mx: TtlCache<Box<str>, Answer<(u16, String)>>,
     ptr: TtlCache<Box<str>, Answer<String>>,
+    /// Whether a name exists, by its A query's answer code.
+    exists: TtlCache<Box<str>, bool>,
     /// Parsed SPF records by their text; a record is small and its parse is the
     /// same for as long as the text is.
     spf: TtlCache<Box<[u8]>, Arc<Result<Record, String>>>,
+    dmarc: TtlCache<Box<[u8]>, Option<Arc<dmarc::Record>>>,
 }
 
 impl AnswerCache {
@@ -77,7 +92,9 @@ impl AnswerCache {
             aaaa: TtlCache::new(entries),
             mx: TtlCache::new(entries),
             ptr: TtlCache::new(entries),
+            exists: TtlCache::new(entries),
             spf: TtlCache::new(entries),
+            dmarc: TtlCache::new(entries),
         }
     }
 }
@@ -140,6 +157,19 @@ impl Dns for Cached<'_> {
         let parsed = Arc::new(spf::record::parse(text));
         self.cache
             .spf
+            .insert(text.into(), parsed.clone(), Instant::now() + PARSED_TTL);
+        parsed
+    }
+
+    fn dmarc_record(&self, text: &[u8]) -> Option<Arc<dmarc::Record>> {
+        if let Some(hit) = self.cache.dmarc.get(text) {
+            return hit;
+        }
+        let parsed = dmarc::parse_record(&String::from_utf8_lossy(text))
+            .ok()
+            .map(Arc::new);
+        self.cache
+            .dmarc
             .insert(text.into(), parsed.clone(), Instant::now() + PARSED_TTL);
         parsed
     }
@@ -207,6 +237,36 @@ impl Dns for Cached<'_> {
             .collect())
     }
 
+    async fn exists(&self, name: &str) -> Result<bool, String> {
+        let key: Box<str> = name.trim_end_matches('.').to_ascii_lowercase().into();
+        if let Some(hit) = self.cache.exists.get(&key) {
+            return Ok(hit);
+        }
+        let Some(query) = dns_name(name) else {
+            return Ok(false);
+        };
+        let (exists, until) = match self.resolver.lookup(query, RecordType::A).await {
+            Ok(lookup) => (true, lookup.valid_until()),
+            Err(NetError::Dns(DnsError::NoRecordsFound(no)))
+                if matches!(
+                    no.response_code,
+                    ResponseCode::NXDomain | ResponseCode::NoError
+                ) =>
+            {
+                let ttl = no.negative_ttl.map_or(NEGATIVE_TTL_CAP, |s| {
+                    Duration::from_secs(u64::from(s)).min(NEGATIVE_TTL_CAP)
+                });
+                (
+                    no.response_code != ResponseCode::NXDomain,
+                    Instant::now() + ttl,
+                )
+            }
+            Err(e) => return Err(failure_text(&e)),
+        };
+        self.cache.exists.insert(key, exists, until);
+        Ok(exists)
+    }
+
     async fn ptr(&self, ip: IpAddr) -> Answer<String> {
         let key = ip.to_string();
         self.lookup(
@@ -240,6 +300,13 @@ fn dns_name(name: &str) -> Option<Name> {
         return None;
     }
     Name::from_labels(name.split('.').map(str::as_bytes)).ok()
+}
+
+fn failure_text(e: &NetError) -> String {
+    match failure(e) {
+        Failure::Error(text) => text,
+        Failure::Void => e.to_string(),
+    }
 }
 
 fn failure(e: &NetError) -> Failure {

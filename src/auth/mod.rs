@@ -7,6 +7,7 @@ mod cache;
 mod chain;
 pub mod dmarc;
 mod dns;
+mod external;
 pub(crate) mod forged;
 mod from;
 mod lookup;
@@ -16,10 +17,13 @@ mod signature;
 mod spf;
 mod tags;
 mod verify;
+#[cfg(test)]
+mod zone;
 
 use crate::config::{DnsConfig, InboundConfig};
 
 pub use dmarc::Policy;
+pub use external::ReportDestinations;
 pub use forged::remove_forged;
 pub use results::{AuthReport, AuthResult, FromField};
 pub use verify::Envelope;
@@ -54,6 +58,8 @@ pub struct Verifier {
     answers: lookup::AnswerCache,
     /// Our name in the header, and the host name SPF's `%{r}` macro expands to.
     authserv_id: String,
+    /// How DMARC policies and organizational domains are found.
+    discovery: dmarc::Discovery,
     /// ARC sealers whose pass may override a DMARC failure (lower case).
     trusted_arc_sealers: Vec<String>,
 }
@@ -84,6 +90,7 @@ impl Verifier {
             caches: dns::Caches::new(dns::CACHE_ENTRIES),
             answers: lookup::AnswerCache::new(dns::CACHE_ENTRIES),
             authserv_id: inbound.authserv_id.clone(),
+            discovery: inbound.dmarc_discovery,
             trusted_arc_sealers: inbound
                 .trusted_arc_sealers
                 .iter()

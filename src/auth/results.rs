@@ -113,6 +113,9 @@ pub struct AuthReport {
     pub body_unverified: bool,
     /// What the From fields gave.
     pub from: FromField,
+    /// Each author domain's evaluation, the decisive one first: what DMARC
+    /// reports are made of.
+    pub evaluations: Vec<super::dmarc::Evaluation>,
 }
 
 /// The From fields of a message, as DMARC sees them.
@@ -293,6 +296,7 @@ mod tests {
             disposition: None,
             body_unverified: false,
             from: FromField::Domains(1),
+            evaluations: Vec::new(),
         };
         let value = report.header_value("mx.test");
         for line in value.split('\n') {

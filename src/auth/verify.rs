@@ -170,7 +170,8 @@ impl Verifier {
                 .filter_map(|m| m.get("header.d").map(|d| (m.result, d)))
                 .collect(),
         };
-        let (dmarc, dmarc_others, mut disposition) = self.dmarc(&authors, &ids).await;
+        let (dmarc, dmarc_others, mut disposition, evaluations) =
+            self.dmarc(&dns, &authors, &ids).await;
         if let (Some(disp), Some(sealer)) = (&mut disposition, &sealer)
             && dmarc.result == AuthResult::Fail
             && arc_result.result == AuthResult::Pass
@@ -212,6 +213,7 @@ impl Verifier {
                 Ok(domains) => FromField::Domains(domains.len()),
                 Err(bad) => FromField::Bad(bad.to_string()),
             },
+            evaluations,
         }
     }
 
@@ -220,9 +222,15 @@ impl Verifier {
     /// results for the other domains, and the disposition.
     async fn dmarc(
         &self,
+        dns: &Cached<'_>,
         authors: &Result<Vec<String>, BadFrom>,
         ids: &Identifiers<'_>,
-    ) -> (MethodResult, Vec<MethodResult>, Option<DmarcDisposition>) {
+    ) -> (
+        MethodResult,
+        Vec<MethodResult>,
+        Option<DmarcDisposition>,
+        Vec<dmarc::Evaluation>,
+    ) {
         let from_domains = match authors {
             Ok(domains) => domains,
             Err(bad) => {
@@ -230,31 +238,23 @@ impl Verifier {
                     MethodResult::new("dmarc", AuthResult::PermError).reason(bad.to_string()),
                     Vec::new(),
                     None,
+                    Vec::new(),
                 );
             }
         };
         let mut evaluations = Vec::with_capacity(from_domains.len());
         for domain in from_domains {
             // from::author_domains let through only names DNS can hold.
-            let eval = match dmarc::fetch(&self.resolver, &self.caches.dmarc, domain).await {
-                Ok(found) => dmarc::evaluate(domain, found, ids, sample),
-                Err(e) => dmarc::Evaluation {
-                    result: AuthResult::TempError,
-                    from_domain: domain.clone(),
-                    reason: e,
-                    requested: None,
-                    applied: None,
-                },
-            };
-            evaluations.push(eval);
+            evaluations.push(dmarc::evaluate(dns, domain, ids, self.discovery, sample).await);
         }
         // The worst evaluation decides, so an extra address cannot make a failing
         // domain pass.
         let worst = (0..evaluations.len())
             .max_by_key(|i| severity(&evaluations[*i]))
             .unwrap_or_default();
-        let decisive = evaluations.swap_remove(worst);
-        let mut m = method_result(&decisive);
+        evaluations.swap(0, worst);
+        let decisive = &evaluations[0];
+        let mut m = method_result(decisive);
         if from_domains.len() > 1 {
             let reason = format!(
                 "{}; worst of {} From domains",
@@ -272,8 +272,8 @@ impl Verifier {
             },
             override_by: None,
         });
-        let others = evaluations.iter().map(method_result).collect();
-        (m, others, disposition)
+        let others = evaluations[1..].iter().map(method_result).collect();
+        (m, others, disposition, evaluations)
     }
 }
 
@@ -288,6 +288,14 @@ fn method_result(eval: &dmarc::Evaluation) -> MethodResult {
         .prop("header.from", eval.from_domain.clone());
     if let Some(p) = eval.requested {
         m = m.prop("policy.dmarc", p.as_str());
+    }
+    // RFC 9989 §11.1: where the record was found, when not at the From domain.
+    if let Some(found) = eval
+        .published
+        .as_ref()
+        .filter(|f| f.domain != eval.from_domain)
+    {
+        m = m.prop("polrec.domain", found.domain.clone());
     }
     m
 }

@@ -9,6 +9,7 @@ mod model;
 mod parse;
 mod rate_limit;
 mod reload;
+mod reports;
 mod rule;
 mod rules;
 mod signing;

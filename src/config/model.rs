@@ -35,6 +35,53 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// `None`: no anomaly tracking.
     pub alerts: Option<AlertsConfig>,
+    /// `None`: no `[reports]` section, nothing recorded for DMARC reports.
+    pub reports: Option<ReportsConfig>,
+}
+
+/// `[reports]`: where DMARC report records are kept and how reports are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportsConfig {
+    /// The SQLite file.
+    pub store: PathBuf,
+    /// RFC 9990's `org_name`.
+    pub org_name: String,
+    /// The reports' sender (`From:`, MAIL FROM, `email` in the report).
+    pub from: String,
+    /// Where report mail is submitted (the local Postfix), `HOST:PORT`.
+    pub smtp: String,
+    /// Destinations per domain and report kind used at most.
+    pub max_destinations: usize,
+    /// A report mail larger than this is not sent to a destination.
+    pub max_report_size: u64,
+    /// Records kept in memory while the store cannot take them.
+    pub backlog: usize,
+    /// RFC 9991 failure reports (off by default).
+    pub failure: bool,
+    pub redact_local_part: bool,
+    pub redact_body: bool,
+    /// Failure reports per reported domain and hour at most.
+    pub failure_per_hour: u32,
+}
+
+/// How DMARC finds policy records and organizational domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DmarcDiscovery {
+    /// RFC 9989's DNS tree walk.
+    #[default]
+    TreeWalk,
+    /// RFC 7489's Public Suffix List (and its `pct`).
+    Psl,
+}
+
+impl DmarcDiscovery {
+    /// As RFC 9990's `discovery_method` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcDiscovery::TreeWalk => "treewalk",
+            DmarcDiscovery::Psl => "psl",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +181,8 @@ pub struct InboundConfig {
     pub trusted_networks: Vec<IpNet>,
     pub skip_authenticated: bool,
     pub dmarc_enforce: bool,
+    /// `[dmarc] discovery`.
+    pub dmarc_discovery: DmarcDiscovery,
     pub on_dns_error: OnDnsError,
     /// A DMARC failure that the body beyond `server.max_message_size` might turn
     /// into a pass (an aligned DKIM signature whose body hash could not be checked).

@@ -34,6 +34,8 @@ struct RawConfig {
     rate_limits: Option<Vec<Spanned<super::rules::RawRateLimit>>>,
     admin: S<RawAdmin>,
     alerts: S<super::alerts::RawAlerts>,
+    dmarc: Option<super::reports::RawDmarc>,
+    reports: S<super::reports::RawReports>,
 }
 
 #[derive(Deserialize, Default)]
@@ -146,7 +148,8 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let server = check_server(&mut c, raw.server.unwrap_or_default());
     let log = check_log(&mut c, raw.log.unwrap_or_default());
     let dns = check_dns(&mut c, raw.dns.unwrap_or_default());
-    let inbound = check_inbound(&mut c, raw.inbound.unwrap_or_default());
+    let mut inbound = check_inbound(&mut c, raw.inbound.unwrap_or_default());
+    inbound.dmarc_discovery = super::reports::check_dmarc(&mut c, raw.dmarc.unwrap_or_default());
     let signing = super::signing::check_signing(&mut c, raw.signing.unwrap_or_default(), file);
     let antivirus = raw
         .antivirus
@@ -155,6 +158,9 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let alerts = raw
         .alerts
         .map(|a| super::alerts::check_alerts(&mut c, a, file));
+    let reports = raw
+        .reports
+        .map(|r| super::reports::check_reports(&mut c, r, file));
     let (policy_monitor, rate_limit_keys, archive_depth) =
         super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
@@ -176,6 +182,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             archive_depth,
             admin,
             alerts,
+            reports,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -401,6 +408,7 @@ fn check_inbound(c: &mut Checker, raw: RawInbound) -> InboundConfig {
         }),
         skip_authenticated: raw.skip_authenticated.unwrap_or(true),
         dmarc_enforce: raw.dmarc_enforce.unwrap_or(true),
+        dmarc_discovery: DmarcDiscovery::TreeWalk,
         on_dns_error: c.value(
             raw.on_dns_error,
             "inbound.on_dns_error",

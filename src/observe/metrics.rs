@@ -53,6 +53,12 @@ pub struct StepLabels {
     pub step: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReportLabels {
+    pub kind: &'static str,
+    pub state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     enabled: AtomicBool,
@@ -72,6 +78,14 @@ pub struct Metrics {
     /// Seconds per step: `message` (the whole end-of-message decision), `dns`
     /// (inbound checks), `clamd`, `signing`.
     pub latency: Family<StepLabels, Histogram>,
+    /// DMARC report records, by `written` (stored) and `lost` (dropped with an
+    /// error logged: the queue was full, or the store was away past the backlog).
+    pub report_records: Family<ClassLabels, Counter>,
+    pub report_store_errors: Counter,
+    /// Failure reports by `queued` and `rate_limited`.
+    pub failure_reports: Family<ClassLabels, Counter>,
+    /// Report mails in the store by kind and state (pending, sent, failed, ...).
+    pub report_mails: Family<ReportLabels, Gauge>,
 }
 
 fn histogram() -> Histogram {
@@ -97,7 +111,31 @@ impl Metrics {
             protocol_errors: Counter::default(),
             admin_denied: Family::default(),
             latency: Family::new_with_constructor(histogram),
+            report_records: Family::default(),
+            report_store_errors: Counter::default(),
+            failure_reports: Family::default(),
+            report_mails: Family::default(),
         };
+        registry.register(
+            "dmarc_report_records",
+            "DMARC report records: written to the store, or lost (logged)",
+            m.report_records.clone(),
+        );
+        registry.register(
+            "dmarc_report_store_errors",
+            "Errors opening or writing the DMARC report store",
+            m.report_store_errors.clone(),
+        );
+        registry.register(
+            "dmarc_failure_reports",
+            "DMARC failure reports queued or not made because of the per-domain rate limit",
+            m.failure_reports.clone(),
+        );
+        registry.register(
+            "dmarc_report_mails",
+            "DMARC report mails in the store, by kind (aggregate, failure) and state",
+            m.report_mails.clone(),
+        );
         registry.register(
             "messages",
             "Messages decided, by direction and final action",

@@ -26,6 +26,7 @@ use crate::direction::Direction;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Needs};
 use crate::observe::alerts::Detector;
+use crate::reports::Recorder;
 use crate::session::Filter;
 use crate::transaction::Transaction;
 
@@ -57,6 +58,8 @@ pub struct Pipeline {
     signing: Signing,
     /// The anomaly detector, when `[alerts]` is configured and the daemon runs.
     detector: Option<Arc<Detector>>,
+    /// Where DMARC report rows go, when `[reports]` is configured and the daemon runs.
+    recorder: Option<Arc<Recorder>>,
     /// Keep every rule condition's reason (for `mailwarden scan`).
     explain: bool,
 }
@@ -82,6 +85,7 @@ impl Pipeline {
             },
             signing: Signing::from_config(config)?,
             detector: None,
+            recorder: None,
             explain: false,
         })
     }
@@ -95,6 +99,17 @@ impl Pipeline {
     /// The detector this pipeline feeds, for a reload that keeps `[alerts]`.
     pub fn detector(&self) -> Option<&Arc<Detector>> {
         self.detector.as_ref()
+    }
+
+    /// The same pipeline, recording DMARC report rows with `recorder`.
+    pub fn with_recorder(mut self, recorder: Option<Arc<Recorder>>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// The recorder this pipeline feeds, for a reload that keeps `[reports]`.
+    pub fn recorder(&self) -> Option<&Arc<Recorder>> {
+        self.recorder.as_ref()
     }
 
     /// The same pipeline, keeping the reason for every rule condition.
@@ -204,5 +219,11 @@ impl Filter for Pipeline {
             took,
             self.detector.as_deref(),
         );
+        if let (Some(recorder), Some(auth)) = (
+            &self.recorder,
+            record.as_ref().and_then(|o| o.auth.as_ref()),
+        ) {
+            recorder.record(tx, decision, auth);
+        }
     }
 }

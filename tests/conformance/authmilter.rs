@@ -69,27 +69,43 @@ fn authmilter_fastmail() {
     if !crate::world::knot_present() {
         return;
     }
+    run("authmilter-fastmail", "treewalk", &METHODS, 162);
+}
+
+/// The DMARC cases again under RFC 7489's discovery (`dmarc.discovery = "psl"`).
+#[test]
+fn authmilter_fastmail_dmarc_psl() {
+    if !crate::world::knot_present() {
+        return;
+    }
+    run("authmilter-fastmail-psl", "psl", &["dmarc"], 50);
+}
+
+fn run(suite: &'static str, discovery: &str, methods: &[&str], minimum: usize) {
     let dir = crate::common::fixture("fixtures/conformance/authmilter-fastmail");
     let (zone, drops) = zone(&std::fs::read_to_string(dir.join("zonefile")).expect("zonefile"));
+    let dmarc = format!("[dmarc]\ndiscovery = \"{discovery}\"\n");
     let normal = World::start(
-        "authmilter",
+        &format!("{suite}-"),
         &zone,
         drops.clone(),
         "dmarc_enforce = false",
-        "",
+        &dmarc,
     );
     let reject = World::start(
-        "authmilter-reject",
+        &format!("{suite}-reject-"),
         &zone,
         drops,
         "dmarc_enforce = true",
-        "[[rules]]\nname = \"dmarc-allowlist\"\nwhen = { client_ip = \"99.0.0.0/8\" }\n\
-         skip = [\"dmarc\"]\nthen = [{ action = \"accept\" }]\n",
+        &format!(
+            "{dmarc}[[rules]]\nname = \"dmarc-allowlist\"\nwhen = {{ client_ip = \"99.0.0.0/8\" }}\n\
+             skip = [\"dmarc\"]\nthen = [{{ action = \"accept\" }}]\n"
+        ),
     );
     let cases: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).expect("cases"))
             .expect("JSON");
-    let mut tally = Tally::new("authmilter-fastmail");
+    let mut tally = Tally::new(suite);
     // Per compared case: every method agrees; every method but iprev agrees.
     let mut outcomes: Vec<(bool, bool)> = Vec::new();
     for (n, case) in cases.as_array().expect("cases").iter().enumerate() {
@@ -155,7 +171,7 @@ fn authmilter_fastmail() {
         }
         let (mut all, mut all_but_iprev) = (true, true);
         for (method, results) in expected.into_iter().flatten() {
-            if !METHODS.contains(&method.as_str()) {
+            if !methods.contains(&method.as_str()) {
                 continue;
             }
             let mut want: Vec<String> = results
@@ -182,10 +198,10 @@ fn authmilter_fastmail() {
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "CONFORMANCE authmilter-fastmail cases: {} compared, {} agree on every method, {} on every method but iprev",
+        "CONFORMANCE {suite} cases: {} compared, {} agree on every method, {} on every method but iprev",
         outcomes.len(),
         outcomes.iter().filter(|c| c.0).count(),
         outcomes.iter().filter(|c| c.1).count()
     );
-    tally.finish(162);
+    tally.finish(minimum);
 }

@@ -1,0 +1,213 @@
+//! One stored row per decided message and author domain whose DMARC record asks
+//! for reports: what RFC 9990's `record` element needs (source IP, identifiers,
+//! the authentication results with domains and selectors, the disposition
+//! applied and why it differs from the policy) and the policy as published.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::auth::dmarc::{Discovery, Evaluation, Policy};
+use crate::auth::{AuthReport, AuthResult};
+use crate::decision::Decision;
+use crate::transaction::Transaction;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Unix seconds when the message was decided.
+    pub t: i64,
+    /// The domain whose record applied (RFC 9990's `policy_published/domain`).
+    pub policy_domain: String,
+    pub header_from: String,
+    pub source_ip: String,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    /// `pass`, `none`, `quarantine` or `reject`: what was done.
+    pub disposition: &'static str,
+    pub dkim_aligned: bool,
+    pub spf_aligned: bool,
+    /// RFC 9990 `PolicyOverrideType` when the disposition is weaker than the
+    /// policy asked for, and a comment.
+    pub override_type: Option<&'static str>,
+    pub override_comment: Option<String>,
+    /// `domain scope result`, scope `mfrom` or `helo`.
+    pub spf: String,
+    /// `domain selector result` per signature, `;`-separated.
+    pub dkim: String,
+    /// The published record, `tag=value` pairs `;`-separated (p, sp, np, adkim,
+    /// aspf, psd, t, fo).
+    pub policy: String,
+    pub discovery: &'static str,
+    /// Aggregate destinations, `address[!size]`, `,`-separated.
+    pub rua: String,
+}
+
+/// The rows for one message: one per author domain whose record has `rua`.
+/// Tempfailed messages are not counted (they come back).
+pub(crate) fn rows(tx: &Transaction, decision: &Decision, auth: &AuthReport) -> Vec<Row> {
+    let action = decision.action();
+    if action == "tempfail" || auth.evaluations.is_empty() {
+        return Vec::new();
+    }
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let spf_domain = auth
+        .spf_mailfrom
+        .get("smtp.mailfrom")
+        .map(domain_of)
+        .unwrap_or_default();
+    let scope = if tx.sender.address().is_empty() {
+        "helo"
+    } else {
+        "mfrom"
+    };
+    let spf = format!(
+        "{} {scope} {}",
+        field(&spf_domain),
+        auth.spf_mailfrom.result.as_str()
+    );
+    let dkim = auth
+        .dkim
+        .iter()
+        .filter_map(|m| {
+            let d = m.get("header.d")?;
+            let s = m.get("header.s").unwrap_or("-");
+            Some(format!("{} {} {}", field(d), field(s), dkim_word(m.result)))
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    let envelope_to = tx
+        .recipients
+        .first()
+        .map(|r| domain_of(r.address()))
+        .unwrap_or_default();
+    let source_ip = tx.client.ip_text().unwrap_or_else(|| "127.0.0.1".into());
+    auth.evaluations
+        .iter()
+        .filter_map(|e| {
+            let found = e.published.as_ref()?;
+            if found.record.rua.is_empty() {
+                return None;
+            }
+            let (disposition, override_type, override_comment) = disposition(e, auth, action);
+            Some(Row {
+                t,
+                policy_domain: found.domain.clone(),
+                header_from: e.from_domain.clone(),
+                source_ip: source_ip.clone(),
+                envelope_from: spf_domain.clone(),
+                envelope_to: envelope_to.clone(),
+                disposition,
+                dkim_aligned: e.dkim_aligned,
+                spf_aligned: e.spf_aligned,
+                override_type,
+                override_comment,
+                spf: spf.clone(),
+                dkim: dkim.clone(),
+                policy: published(e),
+                discovery: e.discovery.as_str(),
+                rua: found
+                    .record
+                    .rua
+                    .iter()
+                    .map(|d| match d.max_size {
+                        Some(size) => format!("{}!{size}", d.address),
+                        None => d.address.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            })
+        })
+        .collect()
+}
+
+/// What was done with a message of this domain, and why that is less than the
+/// policy asked for.
+fn disposition(
+    e: &Evaluation,
+    auth: &AuthReport,
+    action: &str,
+) -> (&'static str, Option<&'static str>, Option<String>) {
+    if e.result == AuthResult::Pass {
+        return ("pass", None, None);
+    }
+    let done = match action {
+        "reject" | "discard" => "reject",
+        "quarantine" => "quarantine",
+        _ => "none",
+    };
+    let asked = match (e.result, e.requested) {
+        (AuthResult::Fail, Some(p)) => p,
+        _ => Policy::None,
+    };
+    let rank = |d: &str| match d {
+        "reject" => 2,
+        "quarantine" => 1,
+        _ => 0,
+    };
+    if rank(done) >= rank(asked.as_str()) {
+        return (done, None, None);
+    }
+    let sealer = auth
+        .disposition
+        .as_ref()
+        .and_then(|d| d.override_by.clone());
+    let testing = e.published.as_ref().is_some_and(|f| f.record.testing)
+        && e.discovery == Discovery::TreeWalk;
+    let (kind, comment) = if let Some(sealer) = sealer {
+        ("trusted_forwarder", format!("ARC sealed by {sealer}"))
+    } else if testing {
+        ("policy_test_mode", "t=y".to_owned())
+    } else if e.applied != e.requested {
+        ("other", "outside pct (RFC 7489 sampling)".to_owned())
+    } else {
+        ("local_policy", "receiver policy".to_owned())
+    };
+    (done, Some(kind), Some(comment))
+}
+
+fn published(e: &Evaluation) -> String {
+    let Some(found) = &e.published else {
+        return String::new();
+    };
+    let r = &found.record;
+    let mut out = format!("p={}", r.p.as_str());
+    if let Some(sp) = r.sp {
+        out.push_str(&format!(";sp={}", sp.as_str()));
+    }
+    if let Some(np) = r.np {
+        out.push_str(&format!(";np={}", np.as_str()));
+    }
+    out.push_str(&format!(
+        ";adkim={};aspf={};psd={};t={};fo={}",
+        if r.adkim_strict { "s" } else { "r" },
+        if r.aspf_strict { "s" } else { "r" },
+        r.psd.as_str(),
+        if r.testing { "y" } else { "n" },
+        r.fo
+    ));
+    out
+}
+
+/// RFC 9990's DKIM result words.
+fn dkim_word(r: AuthResult) -> &'static str {
+    match r {
+        AuthResult::SoftFail => "fail",
+        other => other.as_str(),
+    }
+}
+
+/// A value stored between spaces: no spaces or separators in it.
+fn field(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, ';' | ','))
+        .take(255)
+        .collect()
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or(address, |(_, d)| d)
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}

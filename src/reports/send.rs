@@ -1,0 +1,345 @@
+//! `mailwarden reports send`: build the aggregate reports of every finished
+//! period (with `--all`, the current one too), then deliver every report mail
+//! due, aggregate and failure alike: over SMTP to the configured server (the
+//! local Postfix, so our own milter signs them), or into `.eml` files with
+//! `--out`. A destination outside the policy domain's organization gets mail
+//! only when it authorizes it in the DNS.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mail_send::SmtpClientBuilder;
+use mail_send::smtp::message::{Address, Message};
+
+use super::aggregate::Reporter;
+use super::mail::{self, Envelope};
+use super::recorder::unix_now;
+use super::store::{NewMail, Period, Store};
+use crate::auth::ReportDestinations;
+use crate::auth::dmarc::Destination;
+use crate::config::{Config, ReportsConfig};
+
+/// Reports cover one UTC day.
+pub const PERIOD: i64 = 86_400;
+/// Attempts in one run before a mail waits for the next run, and in all.
+const TRIES_PER_RUN: u32 = 3;
+const MAX_ATTEMPTS: i64 = 8;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    pub out: Option<PathBuf>,
+    pub all: bool,
+}
+
+/// What one run did, for the command's output and exit code.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub built: usize,
+    pub sent: usize,
+    pub written: usize,
+    pub failed: usize,
+    pub deferred: usize,
+    pub unauthorized: usize,
+}
+
+pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> {
+    let reports = config
+        .reports
+        .as_ref()
+        .ok_or("the configuration has no [reports] section: nothing is recorded")?;
+    let mut store = Store::open(&reports.store)?;
+    let mut summary = Summary {
+        built: build(&mut store, reports, options.all)?,
+        ..Summary::default()
+    };
+    let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
+    deliver(
+        &mut store,
+        reports,
+        &destinations,
+        options.out.as_deref(),
+        &mut summary,
+    )
+    .await?;
+    Ok(summary)
+}
+
+/// Builds the reports of the periods that are due; returns how many.
+fn build(store: &mut Store, config: &ReportsConfig, all: bool) -> Result<usize, String> {
+    let now = unix_now();
+    let periods = store.periods(now, PERIOD, all)?;
+    let who = Reporter {
+        org_name: &config.org_name,
+        email: &config.from,
+    };
+    let submitter = submitter(config);
+    for p in &periods {
+        let mails = mails_for(p, config, &who, submitter, now);
+        store.commit_period(p, &mails, now)?;
+    }
+    Ok(periods.len())
+}
+
+fn mails_for(
+    p: &Period,
+    config: &ReportsConfig,
+    who: &Reporter<'_>,
+    submitter: &str,
+    now: i64,
+) -> Vec<NewMail> {
+    destinations(&p.latest.rua)
+        .into_iter()
+        .take(config.max_destinations)
+        .map(|dest| {
+            let message = mail::aggregate(
+                p,
+                who,
+                &Envelope {
+                    from: &config.from,
+                    to: &dest.address,
+                    submitter,
+                    now,
+                },
+            );
+            let limit = dest
+                .max_size
+                .unwrap_or(u64::MAX)
+                .min(config.max_report_size);
+            let too_large = message.len() as u64 > limit;
+            NewMail {
+                kind: "aggregate",
+                domain: p.domain.clone(),
+                report_id: super::aggregate::report_id(p),
+                begin: p.begin,
+                end: p.end - 1,
+                destination: dest.address,
+                message,
+                state: if too_large { "too-large" } else { "pending" },
+                note: too_large.then(|| format!("over {limit} bytes")),
+            }
+        })
+        .collect()
+}
+
+/// The stored `address[!size]` list back as destinations.
+fn destinations(rua: &str) -> Vec<Destination> {
+    rua.split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| match d.rsplit_once('!') {
+            Some((address, size)) => Destination {
+                address: address.to_owned(),
+                max_size: size.parse().ok(),
+            },
+            None => Destination {
+                address: d.to_owned(),
+                max_size: None,
+            },
+        })
+        .collect()
+}
+
+fn submitter(config: &ReportsConfig) -> &str {
+    config
+        .from
+        .rsplit_once('@')
+        .map_or(config.from.as_str(), |(_, d)| d)
+}
+
+/// Delivers (or writes) every mail due, each claimed so that two runs never
+/// send one twice.
+async fn deliver(
+    store: &mut Store,
+    config: &ReportsConfig,
+    destinations: &ReportDestinations,
+    out: Option<&Path>,
+    summary: &mut Summary,
+) -> Result<(), String> {
+    let mut after = 0;
+    while let Some(mail) = store.claim(unix_now(), after)? {
+        after = mail.id;
+        let now = unix_now();
+        let dest_domain = mail
+            .destination
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_owned();
+        match destinations.authorized(&mail.domain, &dest_domain).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = format!(
+                    "{dest_domain} does not authorize reports for {} ({}._report._dmarc.{dest_domain})",
+                    mail.domain, mail.domain
+                );
+                eprintln!(
+                    "mailwarden: {} to {}: {why}",
+                    mail.report_id, mail.destination
+                );
+                store.settle(mail.id, "unauthorized", Some(&why), 0, now)?;
+                summary.unauthorized += 1;
+                continue;
+            }
+            Err(e) => {
+                let why = format!("authorization lookup failed: {e}");
+                store.settle(
+                    mail.id,
+                    "pending",
+                    Some(&why),
+                    now + backoff(mail.attempts),
+                    now,
+                )?;
+                summary.deferred += 1;
+                continue;
+            }
+        }
+        if let Some(dir) = out {
+            let path = dir.join(format!("{}-{}.eml", mail.id, file_safe(&mail.report_id)));
+            std::fs::write(&path, &mail.message).map_err(|e| format!("{}: {e}", path.display()))?;
+            store.settle(mail.id, "written", None, 0, now)?;
+            summary.written += 1;
+            continue;
+        }
+        let mut outcome = Err(Attempt::Transient(String::new()));
+        for attempt in 0..TRIES_PER_RUN {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt * attempt))).await;
+            }
+            outcome = smtp(config, &mail.destination, &mail.message).await;
+            if !matches!(outcome, Err(Attempt::Transient(_))) {
+                break;
+            }
+        }
+        let now = unix_now();
+        match outcome {
+            Ok(()) => {
+                store.settle(mail.id, "sent", None, 0, now)?;
+                summary.sent += 1;
+            }
+            Err(Attempt::Permanent(e)) => {
+                eprintln!(
+                    "mailwarden: {} to {}: refused: {e}",
+                    mail.report_id, mail.destination
+                );
+                store.settle(mail.id, "failed", Some(&e), 0, now)?;
+                summary.failed += 1;
+            }
+            Err(Attempt::Transient(e)) if mail.attempts + 1 >= MAX_ATTEMPTS => {
+                eprintln!(
+                    "mailwarden: {} to {}: giving up: {e}",
+                    mail.report_id, mail.destination
+                );
+                store.settle(mail.id, "failed", Some(&e), 0, now)?;
+                summary.failed += 1;
+            }
+            Err(Attempt::Transient(e)) => {
+                eprintln!(
+                    "mailwarden: {} to {}: will retry: {e}",
+                    mail.report_id, mail.destination
+                );
+                store.settle(
+                    mail.id,
+                    "pending",
+                    Some(&e),
+                    now + backoff(mail.attempts),
+                    now,
+                )?;
+                summary.deferred += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Five minutes, doubling per attempt, at most six hours.
+fn backoff(attempts: i64) -> i64 {
+    (300_i64 << attempts.clamp(0, 7)).min(6 * 3600)
+}
+
+fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+enum Attempt {
+    /// 5xx: the server will not take it.
+    Permanent(String),
+    /// Anything else: connection trouble, time-out, 4xx.
+    Transient(String),
+}
+
+async fn smtp(config: &ReportsConfig, to: &str, message: &[u8]) -> Result<(), Attempt> {
+    let (host, port) = config
+        .smtp
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| {
+            Attempt::Permanent(format!("reports.smtp {:?} is not HOST:PORT", config.smtp))
+        })?;
+    let transient = |e: mail_send::Error| match &e {
+        mail_send::Error::UnexpectedReply(r) if r.code() >= 500 => {
+            Attempt::Permanent(e.to_string())
+        }
+        _ => Attempt::Transient(e.to_string()),
+    };
+    let mut client = SmtpClientBuilder::new(host, port)
+        .map_err(Attempt::Permanent)?
+        .implicit_tls(false)
+        .timeout(Duration::from_secs(60))
+        .helo_host(crate::config::host_name())
+        .connect_plain()
+        .await
+        .map_err(transient)?;
+    let message = Message {
+        mail_from: Address::from(config.from.as_str()),
+        rcpt_to: vec![Address::from(to)],
+        body: Cow::Borrowed(message),
+    };
+    client.send(message).await.map_err(transient)?;
+    let _ = client.quit().await;
+    Ok(())
+}
+
+/// `mailwarden reports list`: rows waiting per domain, then the report mails.
+pub fn list(config: &Config, limit: i64) -> Result<String, String> {
+    let reports = config
+        .reports
+        .as_ref()
+        .ok_or("the configuration has no [reports] section: nothing is recorded")?;
+    let store = Store::open(&reports.store)?;
+    let mut out = String::from("records waiting for a report:\n");
+    let pending = store.pending_rows()?;
+    if pending.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (domain, rows, first, last) in pending {
+        out.push_str(&format!("  {domain}  {rows} records  {first}..{last}\n"));
+    }
+    out.push_str("report mails (newest first):\n");
+    let mails = store.mails(limit)?;
+    if mails.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (m, begin, end, size) in mails {
+        out.push_str(&format!(
+            "  #{} {} {} {} -> {} {}..{} {} bytes attempts={}{}\n",
+            m.id,
+            m.kind,
+            m.state,
+            m.report_id,
+            m.destination,
+            begin,
+            end,
+            size,
+            m.attempts,
+            m.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ));
+    }
+    Ok(out)
+}
