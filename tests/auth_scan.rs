@@ -238,10 +238,18 @@ fn dmarc_alignment_and_policies() {
             "accept",
             Some("none"),
         ),
-        // pct=0: outside the sample, reject becomes quarantine.
+        // pct=0 means nothing to RFC 9989 (pct is gone): reject applies.
         (
             "x@pct.dmarc.test",
             plain("x@pct.dmarc.test"),
+            "fail",
+            "reject",
+            Some("reject"),
+        ),
+        // t=y (testing): the next weaker policy, quarantine, applies.
+        (
+            "x@testing.dmarc.test",
+            plain("x@testing.dmarc.test"),
             "fail",
             "accept",
             Some("quarantine"),
@@ -305,6 +313,27 @@ fn dmarc_alignment_and_policies() {
                 "{v:#}"
             );
         }
+    }
+}
+
+/// `dmarc.discovery = "psl"` keeps RFC 7489's answers: pct=0 puts a failure
+/// outside the sample (reject becomes quarantine), and t= means nothing.
+#[test]
+fn psl_discovery_keeps_pct_and_ignores_t() {
+    let Some(env) = env("") else { return };
+    let psl = variant(&env, "psl.toml", "[dmarc]\ndiscovery = \"psl\"\n", "");
+    for (domain, applied) in [("pct", "quarantine"), ("testing", "reject")] {
+        let from = format!("x@{domain}.dmarc.test");
+        let v = scan_with(&psl, env.dir.path(), IP, HELO, &from, &plain(&from));
+        assert_eq!(result(&v, "dmarc"), "fail", "{v:#}");
+        assert_eq!(v["dmarc_policy"]["applied"], applied, "{from}: {v:#}");
+        assert!(
+            v["authentication_results"]
+                .as_str()
+                .unwrap()
+                .contains("psl"),
+            "the header names the method: {v:#}"
+        );
     }
 }
 

@@ -129,3 +129,43 @@ fn systemd_unit_is_hardened_and_its_commands_work() {
         assert!(out.status.success(), "{line}");
     }
 }
+
+#[test]
+fn reports_units_send_daily_into_the_store_the_daemon_writes() {
+    let daemon = std::fs::read_to_string(root("systemd/mailwarden.service")).unwrap();
+    let service = std::fs::read_to_string(root("systemd/mailwarden-reports.service")).unwrap();
+    let timer = std::fs::read_to_string(root("systemd/mailwarden-reports.timer")).unwrap();
+    // Both may write the default store, /var/lib/mailwarden/reports.db, under
+    // ProtectSystem=strict.
+    let store = mailwarden::config::parse_str("[reports]\n", None)
+        .unwrap()
+        .reports
+        .unwrap()
+        .store;
+    assert!(store.starts_with("/var/lib/mailwarden"));
+    for unit in [&daemon, &service] {
+        assert!(
+            unit.contains("StateDirectory=mailwarden\n") && unit.contains("ProtectSystem=strict")
+        );
+    }
+    for directive in ["Type=oneshot", "User=mailwarden", "NoNewPrivileges=yes"] {
+        assert!(service.contains(directive), "missing {directive:?}");
+    }
+    for directive in ["OnCalendar=", "Persistent=true", "WantedBy=timers.target"] {
+        assert!(timer.contains(directive), "missing {directive:?}");
+    }
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(
+        args,
+        ["reports", "send", "-c", "/etc/mailwarden/mailwarden.toml"]
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["reports", "send", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

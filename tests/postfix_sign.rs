@@ -81,59 +81,9 @@ fn stack() -> Option<Stack> {
     })
 }
 
-/// Verifies every DKIM-Signature of `raw` with dkimpy, resolving keys through knot.
-/// Returns one (d, s, a, verified) per signature, top to bottom.
-fn dkimpy_verify(raw: &[u8], dns_port: u16) -> Vec<(String, String, String, bool)> {
-    let script = r#"
-import sys, json, dkim, dns.resolver
-port = int(sys.argv[1])
-r = dns.resolver.Resolver(configure=False)
-r.nameservers = ["127.0.0.1"]
-r.port = port
-def dnsfunc(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    try:
-        answer = r.resolve(name, "TXT", lifetime=timeout)
-    except Exception:
-        return None
-    return b"".join(b"".join(rd.strings) for rd in answer)
-msg = sys.stdin.buffer.read()
-d = dkim.DKIM(msg)
-out = []
-sigs = [h for h in d.headers if h[0].lower() == b"dkim-signature"]
-for i, (name, value) in enumerate(sigs):
-    tags = dkim.util.parse_tag_value(value)
-    try:
-        ok = d.verify(idx=i, dnsfunc=dnsfunc)
-    except dkim.ValidationError as e:
-        print(f"signature {i}: {e}", file=sys.stderr)
-        ok = False
-    out.append([tags[b"d"].decode(), tags[b"s"].decode(), tags[b"a"].decode(), bool(ok)])
-print(json.dumps(out))
-"#;
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &dns_port.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dkimpy failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<(String, String, String, bool)> =
-        serde_json::from_slice(&out.stdout).expect("dkimpy JSON");
-    v
-}
-
 /// sign.test's RSA and ed25519 signatures are both there and both verify.
 fn assert_two_signatures_verify(raw: &[u8], dns_port: u16) {
-    let results = dkimpy_verify(raw, dns_port);
+    let results = common::dkimpy::verify(raw, dns_port);
     assert!(
         results.len() == 2 && results.iter().all(|r| r.3),
         "{results:?}\n{}",
@@ -168,7 +118,7 @@ fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
         .send_as(AUTHENTICATED, "bounces@sign.test", message.as_bytes());
     assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
     let delivered = s.postfix.wait_delivered("<dual-1@sign.test>");
-    let mut results = dkimpy_verify(&delivered.raw, s.knot.port);
+    let mut results = common::dkimpy::verify(&delivered.raw, s.knot.port);
     results.sort();
     assert_eq!(
         results,
@@ -187,7 +137,7 @@ fn authenticated_mail_is_dual_signed_and_dkimpy_verifies_both() {
     // The check is live: the same message with one body byte changed fails.
     let tampered = String::from_utf8_lossy(&delivered.raw).replace("the app", "the ap!");
     assert!(
-        dkimpy_verify(tampered.as_bytes(), s.knot.port)
+        common::dkimpy::verify(tampered.as_bytes(), s.knot.port)
             .iter()
             .all(|r| !r.3)
     );
@@ -221,7 +171,7 @@ fn rsa_2048_alone_and_ed25519_alone_each_verify() {
         assert!(out.accepted(), "{out:?}\n{}", s.mw.log());
         let delivered = s.postfix.wait_delivered(&id);
         assert_eq!(
-            dkimpy_verify(&delivered.raw, s.knot.port),
+            common::dkimpy::verify(&delivered.raw, s.knot.port),
             vec![(
                 domain.to_owned(),
                 "s1".to_owned(),

@@ -128,7 +128,7 @@ pub(super) fn check_reports(
             10 << 20,
             1024,
         ) as u64,
-        backlog: c.integer(raw.backlog, "reports.backlog", 100_000, 100..10_000_001) as usize,
+        backlog: c.integer(raw.backlog, "reports.backlog", 100_000, 1..10_000_001) as usize,
         failure: raw.failure.unwrap_or(false),
         redact_local_part,
         redact_body,

@@ -48,7 +48,14 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
         .reports
         .as_ref()
         .ok_or("the configuration has no [reports] section: nothing is recorded")?;
+    // One sender at a time: then a mail left `sending` was cut off by a run
+    // that died (killed between its build and the server's 250) and is due again.
+    let _lock = lock(&reports.store)?;
     let mut store = Store::open(&reports.store)?;
+    let resumed = store.resume_interrupted()?;
+    if resumed > 0 {
+        eprintln!("mailwarden: {resumed} report mail(s) from an interrupted run are sent again");
+    }
     let mut summary = Summary {
         built: build(&mut store, reports, options.all)?,
         ..Summary::default()
@@ -63,6 +70,28 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
     )
     .await?;
     Ok(summary)
+}
+
+/// An exclusive lock on `<store>.lock` for the whole run, released when the file
+/// is closed (also when the process dies).
+fn lock(store: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let mut path = store.as_os_str().to_owned();
+    path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", Path::new(&path).display()))?;
+    // SAFETY: flock on a descriptor this File owns for as long as it lives.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another `mailwarden reports send` holds {}",
+            Path::new(&path).display()
+        ));
+    }
+    Ok(file)
 }
 
 /// Builds the reports of the periods that are due; returns how many.

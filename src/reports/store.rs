@@ -250,16 +250,25 @@ impl Store {
         insert_mail(&self.db, m, now)
     }
 
-    /// Claims the next mail due (pending, or claimed and abandoned more than ten
-    /// minutes ago by a process that died): `sending` until it is settled.
+    /// Mails a sender left `sending` when it died go back to `pending`; only
+    /// the holder of the run lock calls this. Returns how many.
+    pub fn resume_interrupted(&mut self) -> Result<usize, String> {
+        self.db
+            .execute(
+                "UPDATE reports SET state = 'pending', next_attempt = 0 WHERE state = 'sending'",
+                [],
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    /// Claims the next mail due: `sending` until it is settled.
     pub fn claim(&mut self, now: i64, after: i64) -> Result<Option<Mail>, String> {
         let tx = self.db.transaction().map_err(|e| e.to_string())?;
         let mail = tx
             .query_row(
                 "SELECT id, kind, domain, report_id, destination, message, state, attempts, last_error
                  FROM reports
-                 WHERE id > ?2 AND ((state = 'pending' AND next_attempt <= ?1)
-                        OR (state = 'sending' AND next_attempt <= ?1 - 600))
+                 WHERE id > ?2 AND state = 'pending' AND next_attempt <= ?1
                  ORDER BY id LIMIT 1",
                 params![now, after],
                 |r| {

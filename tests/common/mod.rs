@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod clamd;
+pub mod dkimpy;
 pub mod dns_fault;
 pub mod knot;
 pub mod mailwarden;

@@ -120,14 +120,16 @@ pub(crate) async fn evaluate<D: Dns>(
     let (policy, which) = policy_for(dns, &from, &found, discovery).await;
     out.requested = Some(policy);
     out.applied = Some(policy);
-    let org = found.org_domain.clone();
-    out.published = Some(found);
     let alignment = Alignment {
         dns,
         from: &from,
-        org: &org,
+        org: std::sync::OnceLock::new(),
         discovery,
     };
+    if let Some(org) = &found.org_domain {
+        let _ = alignment.org.set(org.clone());
+    }
+    out.published = Some(found);
 
     let (spf_result, spf_domain) = ids.spf;
     let mut unknown: Option<String> = None;
@@ -210,18 +212,24 @@ async fn policy_for<D: Dns>(
 ) -> (Policy, &'static str) {
     let r = &found.record;
     if found.domain == from {
-        return (r.p, "p");
+        return (r.p, "p= applies");
     }
     let sp = r.sp.unwrap_or(r.p);
     let np = match (discovery, r.np) {
         (Discovery::TreeWalk, Some(np)) if np != sp => np,
-        _ => return (sp, "sp"),
+        _ => return (sp, "sp= applies"),
     };
     match dns.exists(from).await {
-        Ok(true) => (sp, "sp"),
-        Ok(false) => (np, "np"),
-        Err(_) if np > sp => (np, "np (existence unknown)"),
-        Err(_) => (sp, "sp (existence unknown)"),
+        Ok(true) => (sp, "sp= applies"),
+        Ok(false) => (np, "np= applies (the From domain does not exist)"),
+        Err(_) if np > sp => (
+            np,
+            "np= applies (whether the From domain exists is unknown)",
+        ),
+        Err(_) => (
+            sp,
+            "sp= applies (whether the From domain exists is unknown)",
+        ),
     }
 }
 
@@ -229,8 +237,8 @@ async fn policy_for<D: Dns>(
 struct Alignment<'a, D> {
     dns: &'a D,
     from: &'a str,
-    /// The author domain's organizational domain.
-    org: &'a str,
+    /// The author domain's organizational domain, once known.
+    org: std::sync::OnceLock<String>,
     discovery: Discovery,
 }
 
@@ -243,9 +251,16 @@ impl<D: Dns> Alignment<'_, D> {
         if strict || id.is_empty() {
             return Ok(false);
         }
-        if self.org == id {
+        let org = match self.org.get() {
+            Some(org) => org.clone(),
+            None => {
+                let org = walk::org_domain(self.dns, self.from, self.discovery).await?;
+                self.org.get_or_init(|| org).clone()
+            }
+        };
+        if org == id {
             return Ok(true);
         }
-        Ok(walk::org_domain(self.dns, &id, self.discovery).await? == self.org)
+        Ok(walk::org_domain(self.dns, &id, self.discovery).await? == org)
     }
 }

@@ -22,7 +22,10 @@ pub struct Discovered {
     /// The domain that published it (the author domain, its organizational
     /// domain, or the public suffix domain above that).
     pub domain: String,
-    pub org_domain: String,
+    /// The author domain's organizational domain; `None` when the record is the
+    /// author domain's own, where the walk is not needed for the policy and is
+    /// made only if relaxed alignment asks (§4.10.2's note).
+    pub org_domain: Option<String>,
 }
 
 /// The valid DMARC record at `_dmarc.<name>`: none for no record, for several
@@ -129,10 +132,18 @@ pub(crate) async fn discover<D: Dns>(
             Ok(found.map(|(domain, record)| Discovered {
                 record,
                 domain,
-                org_domain: org,
+                org_domain: Some(org),
             }))
         }
         Discovery::TreeWalk => {
+            if let Some(record) = record_at(dns, author).await? {
+                let org_domain = (record.psd == Psd::No).then(|| author.to_owned());
+                return Ok(Some(Discovered {
+                    record,
+                    domain: author.to_owned(),
+                    org_domain,
+                }));
+            }
             let found = walk(dns, author).await?;
             let org = org_of_walk(&found, author);
             let pick = found
@@ -144,7 +155,7 @@ pub(crate) async fn discover<D: Dns>(
             Ok(pick.map(|(domain, record)| Discovered {
                 record: record.clone(),
                 domain: domain.clone(),
-                org_domain: org.clone(),
+                org_domain: Some(org.clone()),
             }))
         }
     }
