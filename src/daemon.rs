@@ -58,19 +58,18 @@ fn service(
         Some((old, service)) if old.alerts == config.alerts => service.filter.detector().cloned(),
         _ => config.alerts.as_ref().map(observe::alerts::start),
     };
-    // The report writer carries over when [reports] and the authserv-id did not
-    // change (rows already queued stay queued).
+    // The report writer carries over when [reports], the authserv-id and the DNS
+    // its failure round resolves with did not change (queued rows stay queued).
     let recorder = match running {
         Some((old, service))
             if old.reports == config.reports
-                && old.inbound.authserv_id == config.inbound.authserv_id =>
+                && old.inbound.authserv_id == config.inbound.authserv_id
+                && old.dns == config.dns
+                && old.inbound.dmarc_discovery == config.inbound.dmarc_discovery =>
         {
             service.filter.recorder().cloned()
         }
-        _ => config
-            .reports
-            .as_ref()
-            .map(|r| Recorder::start(r, &config.inbound.authserv_id)),
+        _ => config.reports.as_ref().map(|r| Recorder::start(config, r)),
     };
     Ok(Arc::new(Service {
         settings: config.server.session_settings(),

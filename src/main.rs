@@ -159,6 +159,9 @@ fn reports(command: ReportsCommand) -> ExitCode {
             let options = mailwarden::ReportSendOptions { out, all };
             match rt.block_on(mailwarden::reports_send(&c, &options)) {
                 Ok(s) => {
+                    for note in &s.notes {
+                        eprintln!("mailwarden: {note}");
+                    }
                     println!(
                         "reports: {} built, {} sent, {} written, {} deferred, {} failed, {} unauthorized",
                         s.built, s.sent, s.written, s.deferred, s.failed, s.unauthorized

@@ -31,6 +31,12 @@ fn zone(name: &str, records: &str) -> (String, String) {
 }
 
 fn stack() -> Option<Stack> {
+    stack_for("dmarc_reports", Vec::new())
+}
+
+/// The scenario with the report domains' zones, `extra` zones and reporter.test's
+/// signing key (made by `mailwarden genkey`, published in knot).
+fn stack_for(scenario: &str, extra: Vec<(String, String)>) -> Option<Stack> {
     if !require("python3", "python3") {
         return None;
     }
@@ -38,7 +44,7 @@ fn stack() -> Option<Stack> {
         knot: true,
         clamd: false,
     };
-    Scenario::new("dmarc_reports").start_prepared(with, |dir| {
+    Scenario::new(scenario).start_prepared(with, |dir| {
         let keys = dir.join("keys");
         std::fs::create_dir(&keys).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_mailwarden"))
@@ -85,6 +91,9 @@ fn stack() -> Option<Stack> {
             zone("evil.example.test", "@ TXT \"nothing here\""),
             zone("reporter.test", &key),
         ]
+        .into_iter()
+        .chain(extra)
+        .collect()
     })
 }
 
@@ -377,4 +386,143 @@ fn an_unwritable_store_is_a_warning_mail_flows_and_the_loss_is_counted() {
         "{}",
         mw.log()
     );
+}
+
+/// Failure reports (RFC 9991): made for a domain whose `fo=` asks, capped per
+/// domain and hour, never for a `psd=y` record; delivered by the daemon's own
+/// round through Postfix, signed, in the Abuse Reporting Format with the local
+/// parts redacted. Python's email package reads the report.
+#[test]
+fn failure_reports_are_afrf_redacted_capped_and_never_for_a_psd() {
+    let extra = vec![
+        zone(
+            "fail-a.test",
+            "@ TXT \"v=spf1 -all\"\n_dmarc TXT \"v=DMARC1; p=none; fo=1; ruf=mailto:forensic@fail-a.test\"",
+        ),
+        zone(
+            "psdzone.test",
+            "_dmarc TXT \"v=DMARC1; p=none; psd=y; ruf=mailto:psd@psdzone.test\"\nmember TXT \"v=spf1 -all\"",
+        ),
+    ];
+    let Some(s) = stack_for("dmarc_failure_reports", extra) else {
+        return;
+    };
+    // Point the daemon's failure round at Postfix and reload.
+    let text = std::fs::read_to_string(&s.mw.config_path).unwrap();
+    let start = text.find("smtp = ").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!(
+        "{}smtp = \"127.0.0.1:{}\"{}",
+        &text[..start],
+        s.postfix.smtp_port,
+        &text[end..]
+    );
+    std::fs::write(&s.mw.config_path, text).unwrap();
+    s.mw.signal("HUP");
+    assert!(s.mw.wait_for_log("configuration reloaded", 1, Duration::from_secs(10)));
+    for n in 0..3 {
+        let message = format!(
+            "From: Secret Person <secret.person@fail-a.test>\r\nTo: bob@dest.test\r\n\
+             Subject: fail {n}\r\nMessage-ID: <fail-{n}@harness.test>\r\n\r\nconfidential body\r\n"
+        );
+        s.postfix.send_as(
+            peer("198.51.100.7"),
+            "secret.person@fail-a.test",
+            message.as_bytes(),
+        );
+    }
+    let message = "From: x@member.psdzone.test\r\nTo: bob@dest.test\r\nSubject: psd\r\n\
+                   Message-ID: <psd@harness.test>\r\n\r\nhi\r\n";
+    s.postfix.send_as(
+        peer("198.51.100.7"),
+        "x@member.psdzone.test",
+        message.as_bytes(),
+    );
+    let reports = wait_for(Duration::from_secs(40), || {
+        s.postfix.flush();
+        let found: Vec<_> = s
+            .postfix
+            .delivered()
+            .into_iter()
+            .filter(|d| {
+                d.header("Subject")
+                    .is_some_and(|v| v.starts_with("DMARC failure report"))
+            })
+            .collect();
+        (found.len() >= 2).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("no failure reports at the sink\n{}", s.mw.log()));
+    // The cap (2 per hour) held, and the PSD got nothing.
+    std::thread::sleep(Duration::from_secs(12));
+    s.postfix.flush();
+    let all: Vec<_> = s
+        .postfix
+        .delivered()
+        .into_iter()
+        .filter(|d| {
+            d.header("Subject")
+                .is_some_and(|v| v.contains("failure report"))
+        })
+        .collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    for report in &reports {
+        assert_eq!(report.header("To").unwrap().trim(), "forensic@fail-a.test");
+        let sigs = common::dkimpy::verify(&report.raw, s.knot.as_ref().unwrap().port);
+        assert!(
+            sigs.iter().any(|(d, _, _, ok)| d == "reporter.test" && *ok),
+            "{sigs:?}"
+        );
+        let fields = afrf(&report.raw);
+        assert_eq!(fields["content_type"], "multipart/report");
+        assert_eq!(fields["report_type"], "feedback-report");
+        assert_eq!(fields["Feedback-Type"], "auth-failure");
+        assert_eq!(fields["Auth-Failure"], "dmarc");
+        assert_eq!(fields["Reported-Domain"], "fail-a.test");
+        assert_eq!(fields["Source-IP"], "198.51.100.7");
+        assert_eq!(fields["Original-Mail-From"], "redacted@fail-a.test");
+        let headers = fields["headers_part"].as_str().unwrap();
+        assert_eq!(fields["headers_type"], "text/rfc822-headers");
+        assert!(headers.contains("redacted@fail-a.test"), "{headers}");
+        let raw = String::from_utf8_lossy(&report.raw);
+        assert!(
+            !raw.contains("secret.person") && !raw.contains("confidential body"),
+            "{raw}"
+        );
+    }
+}
+
+/// The parts of an RFC 5965 report as Python's email package reads them.
+fn afrf(raw: &[u8]) -> serde_json::Value {
+    let script = r#"
+import sys, json, email
+from email import policy
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.compat32)
+out = {"content_type": m.get_content_type(), "report_type": m.get_param("report-type")}
+for part in m.walk():
+    t = part.get_content_type()
+    if t == "message/feedback-report":
+        payload = part.get_payload()
+        fields = payload[0] if isinstance(payload, list) else email.message_from_string(payload)
+        for k, v in fields.items():
+            out[k] = " ".join(v.split())
+    elif t in ("text/rfc822-headers", "message/rfc822"):
+        out["headers_type"] = t
+        out["headers_part"] = part.get_payload() if isinstance(part.get_payload(), str) else str(part.get_payload()[0])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }

@@ -194,6 +194,10 @@ impl AuthReport {
                 let _ = write!(s, "{}={} ", m.method, m.result);
             }
         }
+        // How the DMARC policy was found, when one was.
+        if let Some(e) = self.evaluations.iter().find(|e| e.published.is_some()) {
+            let _ = write!(s, "dmarc_discovery={} ", e.discovery.as_str());
+        }
         s.pop();
         s
     }

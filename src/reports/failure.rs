@@ -39,13 +39,16 @@ pub(crate) fn reports(
             }
         };
         let headers = redact(&String::from_utf8_lossy(&tx.header_block()));
-        let auth_results = auth
-            .header_value(authserv_id)
-            .split(['\r', '\n'])
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        // Our header names the envelope sender too: redacted like the rest.
+        let auth_results = redact(
+            &auth
+                .header_value(authserv_id)
+                .split(['\r', '\n'])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let alignment = match (e.dkim_aligned, e.spf_aligned) {
             (true, true) => "dkim,spf",
             (true, false) => "dkim",

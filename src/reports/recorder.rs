@@ -7,6 +7,7 @@
 //! `mailwarden_dmarc_report_records_total{class="lost"}` and logged.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use super::row::{Row, rows};
 use super::store::{NewMail, Store};
 use crate::auth::AuthReport;
 use crate::bounded::BoundedMap;
-use crate::config::ReportsConfig;
+use crate::config::{Config, ReportsConfig};
 use crate::decision::Decision;
 use crate::observe::metrics::{ClassLabels, ReportLabels, metrics};
 use crate::transaction::Transaction;
@@ -45,12 +46,26 @@ pub struct Recorder {
     failures: Mutex<BoundedMap<String, (u64, u32)>>,
     /// When the last "queue full" warning was logged.
     warned: Mutex<Option<Instant>>,
+    /// Tells the failure-report round to end (when this recorder is replaced).
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Recorder {
-    /// Starts the writer thread. The store is opened there; a store that cannot be
-    /// opened is a warning, not an error: mail flows and rows wait in memory.
-    pub fn start(config: &ReportsConfig, authserv_id: &str) -> Arc<Recorder> {
+    /// Starts the writer thread, and with `failure = true` the round that
+    /// delivers failure reports every [`FAILURE_ROUND`]. The store is opened there;
+    /// a store that cannot be opened is a warning, not an error: mail flows and
+    /// rows wait in memory.
+    pub fn start(full: &Config, config: &ReportsConfig) -> Arc<Recorder> {
+        let stop = Arc::new(AtomicBool::new(false));
+        if config.failure {
+            start_failure_round(full.clone(), stop.clone());
+        }
         let (queue, rx) = sync_channel(QUEUE);
         let writer = Writer {
             path: config.store.clone(),
@@ -68,7 +83,8 @@ impl Recorder {
         Arc::new(Recorder {
             queue,
             config: config.clone(),
-            authserv_id: authserv_id.to_owned(),
+            authserv_id: full.inbound.authserv_id.clone(),
+            stop,
             failures: Mutex::new(BoundedMap::new(10_000)),
             warned: Mutex::new(None),
         })
@@ -146,6 +162,50 @@ impl Recorder {
         }
         wait.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .is_ok()
+    }
+}
+
+/// How often the daemon delivers the failure reports due.
+const FAILURE_ROUND: Duration = Duration::from_secs(10);
+
+/// Delivers failure reports while the recorder lives (a thread of its own with a
+/// small runtime: SQLite and SMTP never wait on a milter worker).
+fn start_failure_round(config: Config, stop: Arc<AtomicBool>) {
+    let round = move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            error!("cannot start the failure report round; they wait for `reports send`");
+            return;
+        };
+        loop {
+            let until = Instant::now() + FAILURE_ROUND;
+            while Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match rt.block_on(super::send::deliver_failures(&config)) {
+                Ok(Some(summary)) => {
+                    for note in &summary.notes {
+                        warn!("DMARC failure report: {note}");
+                    }
+                    if summary.sent > 0 {
+                        info!(sent = summary.sent, "DMARC failure reports sent");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => warn!("DMARC failure reports not delivered this round: {e}"),
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("mailwarden-failure-reports".into())
+        .spawn(round)
+    {
+        error!("cannot start the failure report round ({e}); they wait for `reports send`");
     }
 }
 

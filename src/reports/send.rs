@@ -41,6 +41,8 @@ pub struct Summary {
     pub failed: usize,
     pub deferred: usize,
     pub unauthorized: usize,
+    /// One line per mail that was not delivered, and why.
+    pub notes: Vec<String>,
 }
 
 pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> {
@@ -50,31 +52,59 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
         .ok_or("the configuration has no [reports] section: nothing is recorded")?;
     // One sender at a time: then a mail left `sending` was cut off by a run
     // that died (killed between its build and the server's 250) and is due again.
-    let _lock = lock(&reports.store)?;
+    let _lock = lock(&reports.store)?.ok_or_else(|| {
+        format!(
+            "another `mailwarden reports send` (or the daemon's failure-report round) holds {}.lock",
+            reports.store.display()
+        )
+    })?;
     let mut store = Store::open(&reports.store)?;
-    let resumed = store.resume_interrupted()?;
-    if resumed > 0 {
-        eprintln!("mailwarden: {resumed} report mail(s) from an interrupted run are sent again");
-    }
-    let mut summary = Summary {
-        built: build(&mut store, reports, options.all)?,
-        ..Summary::default()
+    let mut summary = Summary::default();
+    resume(&mut store, &mut summary)?;
+    summary.built = build(&mut store, reports, options.all)?;
+    let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
+    let out = options.out.as_deref();
+    deliver(&mut store, reports, &destinations, out, None, &mut summary).await?;
+    Ok(summary)
+}
+
+/// The daemon's round for failure reports (every few seconds when
+/// `[reports] failure = true`): delivers the failure report mails due. `None`
+/// when `reports send` holds the lock (it delivers them itself).
+pub(crate) async fn deliver_failures(config: &Config) -> Result<Option<Summary>, String> {
+    let reports = config.reports.as_ref().ok_or("no [reports] section")?;
+    let Some(_lock) = lock(&reports.store)? else {
+        return Ok(None);
     };
+    let mut store = Store::open(&reports.store)?;
+    let mut summary = Summary::default();
+    resume(&mut store, &mut summary)?;
     let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
     deliver(
         &mut store,
         reports,
         &destinations,
-        options.out.as_deref(),
+        None,
+        Some("failure"),
         &mut summary,
     )
     .await?;
-    Ok(summary)
+    Ok(Some(summary))
+}
+
+fn resume(store: &mut Store, summary: &mut Summary) -> Result<(), String> {
+    let resumed = store.resume_interrupted()?;
+    if resumed > 0 {
+        summary.notes.push(format!(
+            "{resumed} report mail(s) from an interrupted run are due again"
+        ));
+    }
+    Ok(())
 }
 
 /// An exclusive lock on `<store>.lock` for the whole run, released when the file
-/// is closed (also when the process dies).
-fn lock(store: &Path) -> Result<std::fs::File, String> {
+/// is closed (also when the process dies); `None` when another process holds it.
+fn lock(store: &Path) -> Result<Option<std::fs::File>, String> {
     use std::os::fd::AsRawFd;
     let mut path = store.as_os_str().to_owned();
     path.push(".lock");
@@ -86,12 +116,9 @@ fn lock(store: &Path) -> Result<std::fs::File, String> {
         .map_err(|e| format!("{}: {e}", Path::new(&path).display()))?;
     // SAFETY: flock on a descriptor this File owns for as long as it lives.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!(
-            "another `mailwarden reports send` holds {}",
-            Path::new(&path).display()
-        ));
+        return Ok(None);
     }
-    Ok(file)
+    Ok(Some(file))
 }
 
 /// Builds the reports of the periods that are due; returns how many.
@@ -182,10 +209,11 @@ async fn deliver(
     config: &ReportsConfig,
     destinations: &ReportDestinations,
     out: Option<&Path>,
+    kind: Option<&str>,
     summary: &mut Summary,
 ) -> Result<(), String> {
     let mut after = 0;
-    while let Some(mail) = store.claim(unix_now(), after)? {
+    while let Some(mail) = store.claim(unix_now(), after, kind)? {
         after = mail.id;
         let now = unix_now();
         let dest_domain = mail
@@ -200,16 +228,18 @@ async fn deliver(
                     "{dest_domain} does not authorize reports for {} ({}._report._dmarc.{dest_domain})",
                     mail.domain, mail.domain
                 );
-                eprintln!(
-                    "mailwarden: {} to {}: {why}",
-                    mail.report_id, mail.destination
-                );
+                summary
+                    .notes
+                    .push(format!("{} to {}: {why}", mail.report_id, mail.destination));
                 store.settle(mail.id, "unauthorized", Some(&why), 0, now)?;
                 summary.unauthorized += 1;
                 continue;
             }
             Err(e) => {
                 let why = format!("authorization lookup failed: {e}");
+                summary
+                    .notes
+                    .push(format!("{} to {}: {why}", mail.report_id, mail.destination));
                 store.settle(
                     mail.id,
                     "pending",
@@ -245,26 +275,26 @@ async fn deliver(
                 summary.sent += 1;
             }
             Err(Attempt::Permanent(e)) => {
-                eprintln!(
-                    "mailwarden: {} to {}: refused: {e}",
+                summary.notes.push(format!(
+                    "{} to {}: refused: {e}",
                     mail.report_id, mail.destination
-                );
+                ));
                 store.settle(mail.id, "failed", Some(&e), 0, now)?;
                 summary.failed += 1;
             }
             Err(Attempt::Transient(e)) if mail.attempts + 1 >= MAX_ATTEMPTS => {
-                eprintln!(
-                    "mailwarden: {} to {}: giving up: {e}",
+                summary.notes.push(format!(
+                    "{} to {}: giving up: {e}",
                     mail.report_id, mail.destination
-                );
+                ));
                 store.settle(mail.id, "failed", Some(&e), 0, now)?;
                 summary.failed += 1;
             }
             Err(Attempt::Transient(e)) => {
-                eprintln!(
-                    "mailwarden: {} to {}: will retry: {e}",
+                summary.notes.push(format!(
+                    "{} to {}: will retry: {e}",
                     mail.report_id, mail.destination
-                );
+                ));
                 store.settle(
                     mail.id,
                     "pending",

@@ -262,15 +262,21 @@ impl Store {
     }
 
     /// Claims the next mail due: `sending` until it is settled.
-    pub fn claim(&mut self, now: i64, after: i64) -> Result<Option<Mail>, String> {
+    pub fn claim(
+        &mut self,
+        now: i64,
+        after: i64,
+        kind: Option<&str>,
+    ) -> Result<Option<Mail>, String> {
         let tx = self.db.transaction().map_err(|e| e.to_string())?;
         let mail = tx
             .query_row(
                 "SELECT id, kind, domain, report_id, destination, message, state, attempts, last_error
                  FROM reports
                  WHERE id > ?2 AND state = 'pending' AND next_attempt <= ?1
+                       AND (?3 IS NULL OR kind = ?3)
                  ORDER BY id LIMIT 1",
-                params![now, after],
+                params![now, after, kind],
                 |r| {
                     Ok(Mail {
                         id: r.get(0)?,
