@@ -85,8 +85,8 @@ pub use net::{ListenAddr, Stream};
 pub use observe::alerts::check as check_alerts;
 pub use pipeline::Pipeline;
 pub use reports::{
-    SendOptions as ReportSendOptions, SendSummary as ReportSendSummary, list as reports_list,
-    send as reports_send,
+    SendOptions as ReportSendOptions, SendSummary as ReportSendSummary,
+    fill_for_bench as reports_fill_for_bench, list as reports_list, send as reports_send,
 };
 pub use scan::Scanner;
 pub use sign::{dnscheck, genkey};

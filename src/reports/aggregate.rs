@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::store::{Group, Period};
+use super::records::{Group, Period};
 
 /// Who reports: RFC 9990's `report_metadata`.
 pub struct Reporter<'a> {

@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use mail_send::mail_builder::headers::date::Date;
 
 use super::aggregate::{self, Reporter};
-use super::store::Period;
+use super::records::Period;
 
 /// What every report mail's headers need.
 pub struct Envelope<'a> {

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,13 @@ use crate::decision::Decision;
 use crate::observe::metrics::{ClassLabels, ReportLabels, metrics};
 use crate::transaction::Transaction;
 
-/// Messages' rows waiting for the writer; beyond this the queue is full.
-const QUEUE: usize = 16_384;
+/// Messages' rows waiting for the writer; beyond this the queue is full (about
+/// two seconds of a busy MX; the writer takes the queue every [`TICK`]).
+const QUEUE: usize = 32_768;
 /// Rows stored per transaction at most.
 const BATCH: usize = 2_000;
+/// How often the writer takes what is queued.
+const TICK: Duration = Duration::from_millis(100);
 /// How often a store that failed is tried again, and the gauges refreshed.
 const RETRY: Duration = Duration::from_secs(5);
 const GAUGES: Duration = Duration::from_secs(60);
@@ -233,21 +236,21 @@ impl Writer {
         self.store_all(&mut mails);
         let mut gauges = Instant::now() - GAUGES;
         loop {
+            // Wake on a clock, never on a message: a receiver blocked in the
+            // channel would cost every sender a futex wake-up (a system call and a
+            // context switch per message on the milter's hot path).
+            std::thread::sleep(TICK);
             let mut flushes = Vec::new();
-            let first = rx.recv_timeout(RETRY);
-            let closed = matches!(first, Err(RecvTimeoutError::Disconnected));
-            let mut take =
-                |item: Item, mails: &mut Vec<NewMail>, backlog: &mut VecDeque<Row>| match item {
-                    Item::Rows(rows) => backlog.extend(rows),
-                    Item::Mail(m) => mails.push(*m),
-                    Item::Flush(done) => flushes.push(done),
-                };
-            if let Ok(item) = first {
-                take(item, &mut mails, &mut self.backlog);
-                while self.backlog.len() < BATCH * 8 {
-                    match rx.try_recv() {
-                        Ok(item) => take(item, &mut mails, &mut self.backlog),
-                        Err(_) => break,
+            let mut closed = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(Item::Rows(rows)) => self.backlog.extend(rows),
+                    Ok(Item::Mail(m)) => mails.push(*m),
+                    Ok(Item::Flush(done)) => flushes.push(done),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
             }

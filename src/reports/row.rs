@@ -40,6 +40,32 @@ pub struct Row {
     pub rua: String,
 }
 
+impl Row {
+    /// Everything but the time, as one string: rows with equal keys are one
+    /// RFC 9990 record and are stored as one tuple.
+    pub fn key(&self) -> String {
+        let flag = |b: bool| if b { "1" } else { "0" };
+        [
+            self.policy_domain.as_str(),
+            &self.header_from,
+            &self.source_ip,
+            &self.envelope_from,
+            &self.envelope_to,
+            self.disposition,
+            flag(self.dkim_aligned),
+            flag(self.spf_aligned),
+            self.override_type.unwrap_or(""),
+            self.override_comment.as_deref().unwrap_or(""),
+            &self.spf,
+            &self.dkim,
+            &self.policy,
+            self.discovery,
+            &self.rua,
+        ]
+        .join("\u{1f}")
+    }
+}
+
 /// The rows for one message: one per author domain whose record has `rua`.
 /// Tempfailed messages are not counted (they come back).
 pub(crate) fn rows(tx: &Transaction, decision: &Decision, auth: &AuthReport) -> Vec<Row> {

@@ -15,7 +15,8 @@ use mail_send::smtp::message::{Address, Message};
 use super::aggregate::Reporter;
 use super::mail::{self, Envelope};
 use super::recorder::unix_now;
-use super::store::{NewMail, Period, Store};
+use super::records::Period;
+use super::store::{NewMail, Store};
 use crate::auth::ReportDestinations;
 use crate::auth::dmarc::Destination;
 use crate::config::{Config, ReportsConfig};
@@ -124,20 +125,22 @@ fn lock(store: &Path) -> Result<Option<std::fs::File>, String> {
 /// Builds the reports of the periods that are due; returns how many.
 fn build(store: &mut Store, config: &ReportsConfig, all: bool) -> Result<usize, String> {
     let now = unix_now();
-    let periods = store.periods(now, PERIOD, all)?;
+    let due = store.periods(now, PERIOD, all)?;
     let who = Reporter {
         org_name: &config.org_name,
         email: &config.from,
     };
     let submitter = submitter(config);
-    for p in &periods {
-        let mails = mails_for(p, config, &who, submitter, now);
-        store.commit_period(p, &mails, now)?;
-    }
-    Ok(periods.len())
+    let mails: Vec<NewMail> = due
+        .periods
+        .iter()
+        .flat_map(|p| mails_for(p, config, &who, submitter, now))
+        .collect();
+    store.commit(&due, &mails, now)?;
+    Ok(due.periods.len())
 }
 
-fn mails_for(
+pub(super) fn mails_for(
     p: &Period,
     config: &ReportsConfig,
     who: &Reporter<'_>,

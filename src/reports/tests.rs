@@ -36,9 +36,9 @@ fn rows_aggregate_by_identical_record_and_are_gone_once_reported() {
     rows.push(row(2 * day + 5, "192.0.2.1", "pass"));
     store.insert(&rows).expect("insert");
     // At 2 days + 100 s, only the first day is finished.
-    let periods = store.periods(2 * day + 100, day, false).expect("periods");
-    assert_eq!(periods.len(), 1);
-    let p = &periods[0];
+    let due = store.periods(2 * day + 100, day, false).expect("periods");
+    assert_eq!(due.periods.len(), 1);
+    let p = &due.periods[0];
     assert_eq!((p.begin, p.end), (day, 2 * day));
     let counts: Vec<(&str, u64)> = p
         .groups
@@ -46,15 +46,14 @@ fn rows_aggregate_by_identical_record_and_are_gone_once_reported() {
         .map(|g| (g.row.source_ip.as_str(), g.count))
         .collect();
     assert_eq!(counts, [("192.0.2.1", 3), ("192.0.2.2", 1)]);
-    store.commit_period(p, &[], 0).expect("commit");
-    assert!(
-        store
-            .periods(2 * day + 100, day, false)
-            .expect("periods")
-            .is_empty()
-    );
+    store.commit(&due, &[], 0).expect("commit");
+    let again = store.periods(2 * day + 100, day, false).expect("periods");
+    assert!(again.periods.is_empty());
     // --all takes the unfinished day, from its first row to now.
-    let all = store.periods(2 * day + 100, day, true).expect("periods");
+    let all = store
+        .periods(2 * day + 100, day, true)
+        .expect("periods")
+        .periods;
     assert_eq!(
         (all.len(), all[0].begin, all[0].end),
         (1, 2 * day + 5, 2 * day + 101)
@@ -71,7 +70,10 @@ fn the_report_is_rfc_9990_xml_with_counts_and_selectors() {
             row(101, "192.0.2.1", "reject"),
         ])
         .expect("insert");
-    let p = &store.periods(1_000_000, 86_400, false).expect("periods")[0];
+    let p = &store
+        .periods(1_000_000, 86_400, false)
+        .expect("periods")
+        .periods[0];
     let doc = xml(
         p,
         &Reporter {
@@ -104,4 +106,38 @@ fn local_parts_are_redacted() {
         redact_local_parts("From: \"A B\" <a.b+x@example.com>, c@d.example\r\n"),
         "From: \"A B\" <redacted@example.com>, redacted@d.example\r\n"
     );
+}
+
+#[test]
+fn a_report_goes_to_at_most_max_destinations_and_never_over_a_size_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("r.db")).expect("open");
+    let mut r = row(100, "192.0.2.1", "pass");
+    r.rua = "a@example.com,b@example.com!100,c@example.com".into();
+    store.insert(&[r]).expect("insert");
+    let p = &store
+        .periods(1_000_000, 86_400, false)
+        .expect("periods")
+        .periods[0];
+    let mut config = crate::config::parse_str("[reports]\n", None)
+        .expect("config")
+        .reports
+        .expect("reports");
+    let who = Reporter {
+        org_name: "r",
+        email: "dmarc@receiver.example",
+    };
+    let mails = super::send::mails_for(p, &config, &who, "receiver.example", 0);
+    let got: Vec<(&str, &str)> = mails
+        .iter()
+        .map(|m| (m.destination.as_str(), m.state))
+        .collect();
+    // Two destinations at most (the default); b@ allows 100 bytes only.
+    assert_eq!(
+        got,
+        [("a@example.com", "pending"), ("b@example.com", "too-large")]
+    );
+    config.max_report_size = 10;
+    let mails = super::send::mails_for(p, &config, &who, "receiver.example", 0);
+    assert!(mails.iter().all(|m| m.state == "too-large"));
 }
