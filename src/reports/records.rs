@@ -56,7 +56,7 @@ impl Store {
         if self.tuples.1 != day || self.tuples.0.len() > 200_000 {
             self.tuples = (HashMap::new(), day);
         }
-        let mut fresh: Vec<(String, i64)> = Vec::new();
+        let mut fresh: HashMap<String, i64> = HashMap::new();
         let tx = self.db.transaction().map_err(|e| e.to_string())?;
         {
             let mut upsert = tx
@@ -76,7 +76,7 @@ impl Store {
                     .0
                     .get(&key)
                     .copied()
-                    .or_else(|| fresh.iter().find(|(k, _)| *k == key).map(|(_, id)| *id));
+                    .or_else(|| fresh.get(&key).copied());
                 let id = match known {
                     Some(id) => id,
                     None => {
@@ -104,7 +104,7 @@ impl Store {
                                 |x| x.get(0),
                             )
                             .map_err(|e| e.to_string())?;
-                        fresh.push((key, id));
+                        fresh.insert(key, id);
                         id
                     }
                 };
