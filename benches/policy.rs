@@ -137,6 +137,7 @@ fn bench(c: &mut Criterion) {
         limits: &config.rate_limits,
         limiter: &limiter,
         now: Instant::now(),
+        counted: None,
     };
     let facts = Facts::gather(
         &tx,

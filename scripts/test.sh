@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs mailwarden's whole test suite: installs the Debian packages the integration
-# tests start for real (Postfix and its smtp-sink; knot for DNS; libfaketime to pin
+# tests start for real (Postfix and its smtp-sink; knot for DNS; redis-server for
+# fleet mode; libfaketime to pin
 # the daemon clock for one DKIM vector; docker-compose to
 # validate the compose file) and the Python tools that check our output
 # independently (authres, dkimpy, parsedmarc) when they are missing, then `cargo test`. Needs
@@ -16,6 +17,7 @@ have kdig || need_apt+=(knot-dnsutils)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need_apt+=(libfaketime)
 have clamd || need_apt+=(clamav-daemon)
 have docker-compose || need_apt+=(docker-compose)
+{ have redis-server && have redis-cli; } || need_apt+=(redis-server redis-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then

@@ -16,7 +16,7 @@
 //!     │
 //!  session                           the milter conversation: Transaction in, Decision out
 //!     │
-//!  auth  sign  scan  content  policy the checks
+//!  auth  sign  scan  content  policy the checks; fleet: the Redis a fleet shares
 //!     │
 //!  transaction  decision  direction  message facts: what arrived, what to do with it
 //!     │
@@ -42,6 +42,8 @@
 //! - `auth`: SPF, DKIM, ARC, iprev, DMARC, Authentication-Results; `sign`: DKIM
 //!   keys and signing; `scan`: clamd; `content`: MIME walk, attachments, links;
 //!   `policy`: rules and rate limits evaluated over the facts.
+//! - `fleet`: fleet mode's Redis (one server or a Redis Cluster) with its
+//!   time-outs and health, and the rate-limit windows counted there.
 //! - `session`: the per-connection state machine, its driver and the accept loops.
 //! - `reports`: the rows recorded per message for DMARC reports, the SQLite store,
 //!   RFC 9990 aggregate and RFC 9991 failure report mails and their delivery.
@@ -61,6 +63,7 @@ mod daemon;
 mod decision;
 mod direction;
 mod explain;
+mod fleet;
 mod milter;
 mod net;
 mod observe;

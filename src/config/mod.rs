@@ -1,9 +1,11 @@
 //! Configuration: the TOML schema, its defaults, and validation with errors that name
 //! file, line, key and reason. Unknown keys are errors, never silently ignored.
 
+mod admin;
 mod alerts;
 mod antivirus;
 mod check;
+mod cluster;
 mod error;
 mod model;
 mod parse;

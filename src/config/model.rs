@@ -37,6 +37,39 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// `None`: no `[reports]` section, nothing recorded for DMARC reports.
     pub reports: Option<ReportsConfig>,
+    /// `None`: no `[cluster]`, every counter in this process's memory.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: the Redis the fleet shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub servers: RedisServers,
+    pub password_file: Option<PathBuf>,
+    /// The longest any one Redis call may take.
+    pub timeout: Duration,
+    /// The first part of every key.
+    pub prefix: String,
+    pub rate_limits_on_error: OnRedisError,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServers {
+    /// `redis = "redis://HOST:PORT/DB"` (or `rediss://`).
+    Single(String),
+    /// `nodes = [...]`: seed nodes of a Redis Cluster.
+    Cluster(Vec<String>),
+}
+
+/// What a feature does while Redis does not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// 451 4.3.0: the sender retries later.
+    Tempfail,
+    /// Count nothing: the limit does not apply meanwhile.
+    Accept,
+    /// Count in this process's memory meanwhile (and say so).
+    Local,
 }
 
 /// `[reports]`: where DMARC report records are kept and how reports are sent.

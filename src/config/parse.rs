@@ -32,10 +32,11 @@ struct RawConfig {
     policy: Option<super::rules::RawPolicy>,
     rules: Option<Vec<Spanned<super::rules::RawRule>>>,
     rate_limits: Option<Vec<Spanned<super::rules::RawRateLimit>>>,
-    admin: S<RawAdmin>,
+    admin: S<super::admin::RawAdmin>,
     alerts: S<super::alerts::RawAlerts>,
     dmarc: Option<super::reports::RawDmarc>,
     reports: S<super::reports::RawReports>,
+    cluster: S<super::cluster::RawCluster>,
 }
 
 #[derive(Deserialize, Default)]
@@ -87,19 +88,6 @@ struct RawInbound {
     on_bad_from: S<String>,
     on_multiple_from: S<String>,
     trusted_arc_sealers: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: S<String>,
-    token_file: S<String>,
-    public_metrics: Option<bool>,
-    tls_cert: S<String>,
-    tls_key: S<String>,
-    client_ca: S<String>,
-    max_connections: S<i64>,
-    timeout: S<String>,
 }
 
 /// The directory relative paths in the configuration are read from: the config
@@ -154,13 +142,18 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
     let antivirus = raw
         .antivirus
         .map(|a| super::antivirus::check_antivirus(&mut c, a, &server));
-    let admin = raw.admin.map(|a| check_admin(&mut c, a, file));
+    let admin = raw
+        .admin
+        .map(|a| super::admin::check_admin(&mut c, a, file));
     let alerts = raw
         .alerts
         .map(|a| super::alerts::check_alerts(&mut c, a, file));
     let reports = raw
         .reports
         .map(|r| super::reports::check_reports(&mut c, r, file));
+    let cluster = raw
+        .cluster
+        .map(|r| super::cluster::check_cluster(&mut c, r, file));
     let (policy_monitor, rate_limit_keys, archive_depth) =
         super::rules::check_policy(&mut c, raw.policy.unwrap_or_default());
     let rate_limits = super::rules::check_rate_limits(&mut c, raw.rate_limits.unwrap_or_default());
@@ -183,6 +176,7 @@ pub fn parse_str(source: &str, file: Option<&Path>) -> Result<Config, ConfigErro
             admin,
             alerts,
             reports,
+            cluster,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -279,65 +273,6 @@ fn check_server(c: &mut Checker, raw: RawServer) -> ServerConfig {
             super::antivirus::parse_on_oversize,
         ),
         trace_header: raw.trace_header.unwrap_or(true),
-    }
-}
-
-fn check_admin(c: &mut Checker, raw: Spanned<RawAdmin>, file: Option<&Path>) -> AdminConfig {
-    let span = raw.span();
-    let raw = raw.into_inner();
-    let listen = c.value(
-        raw.listen,
-        "admin.listen",
-        SocketAddr::from(([127, 0, 0, 1], 8892)),
-        |t| {
-            t.strip_prefix("inet:")
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .ok_or_else(|| format!("{t:?} is not an address like \"inet:127.0.0.1:8892\""))
-        },
-    );
-    let dir = config_dir(file);
-    let relative = |t: &str| dir.join(t);
-    let tls = match (&raw.tls_cert, &raw.tls_key) {
-        (Some(cert), Some(key)) => Some((relative(cert.get_ref()), relative(key.get_ref()))),
-        (None, None) => None,
-        (Some(one), None) | (None, Some(one)) => {
-            c.error(
-                Some(one.span()),
-                "admin.tls_cert",
-                "tls_cert and tls_key go together",
-            );
-            None
-        }
-    };
-    let client_ca = raw.client_ca.as_ref().map(|ca| relative(ca.get_ref()));
-    if let (Some(ca), None) = (&raw.client_ca, &tls) {
-        c.error(
-            Some(ca.span()),
-            "admin.client_ca",
-            "needs tls_cert and tls_key: client certificates are checked only over TLS",
-        );
-    }
-    let token_file = match raw.token_file {
-        Some(t) => relative(t.get_ref()),
-        None => {
-            c.error(
-                Some(span),
-                "admin.token_file",
-                "is required: a file of bearer tokens, one per line (the endpoint never runs without credentials)",
-            );
-            PathBuf::new()
-        }
-    };
-    let max_connections = c.integer(raw.max_connections, "admin.max_connections", 16, 1..1025);
-    let timeout = c.duration(raw.timeout, "admin.timeout", Duration::from_secs(10));
-    AdminConfig {
-        max_connections,
-        timeout,
-        listen,
-        token_file,
-        public_metrics: raw.public_metrics.unwrap_or(false),
-        tls,
-        client_ca,
     }
 }
 

@@ -86,6 +86,13 @@ pub struct Metrics {
     pub failure_reports: Family<ClassLabels, Counter>,
     /// Report mails in the store by kind and state (pending, sent, failed, ...).
     pub report_mails: Family<ReportLabels, Gauge>,
+    /// Redis calls that failed or timed out (fleet mode).
+    pub redis_errors: Counter,
+    /// 1 while Redis answers, 0 while it does not.
+    pub redis_up: Gauge,
+    /// Messages whose rate limits were not counted in Redis, by the
+    /// `on_redis_error` action taken.
+    pub redis_fallbacks: Family<ClassLabels, Counter>,
 }
 
 fn histogram() -> Histogram {
@@ -115,7 +122,25 @@ impl Metrics {
             report_store_errors: Counter::default(),
             failure_reports: Family::default(),
             report_mails: Family::default(),
+            redis_errors: Counter::default(),
+            redis_up: Gauge::default(),
+            redis_fallbacks: Family::default(),
         };
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or took longer than cluster.timeout",
+            m.redis_errors.clone(),
+        );
+        registry.register(
+            "redis_up",
+            "1 while the fleet's Redis answers, else 0",
+            m.redis_up.clone(),
+        );
+        registry.register(
+            "redis_fallbacks",
+            "Messages whose rate limits could not be counted in Redis, by the on_redis_error action taken",
+            m.redis_fallbacks.clone(),
+        );
         registry.register(
             "dmarc_report_records",
             "DMARC report records: written to the store, or lost (logged)",
@@ -193,7 +218,7 @@ impl Metrics {
         );
         registry.register(
             "latency_seconds",
-            "Time per step: message, dns, clamd, signing",
+            "Time per step: message, dns, clamd, signing, redis",
             m.latency.clone(),
         );
         Metrics { registry, ..m }

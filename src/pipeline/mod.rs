@@ -23,6 +23,7 @@ use crate::config::Action;
 use crate::config::{Config, OnOversize};
 use crate::decision::Decision;
 use crate::direction::Direction;
+use crate::fleet::Fleet;
 use crate::milter::flags::Actions;
 use crate::milter::{BodyNeed, Needs};
 use crate::observe::alerts::Detector;
@@ -47,6 +48,8 @@ pub enum BuildError {
     Dns(String),
     #[error("{0}")]
     Signing(String),
+    #[error("{0}")]
+    Cluster(String),
 }
 
 pub struct Pipeline {
@@ -62,6 +65,8 @@ pub struct Pipeline {
     recorder: Option<Arc<Recorder>>,
     /// Keep every rule condition's reason (for `mailwarden scan`).
     explain: bool,
+    /// Fleet mode's Redis, for `/readyz`.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl Pipeline {
@@ -69,6 +74,10 @@ impl Pipeline {
     /// set up.
     pub fn from_config(config: &Config) -> Result<Self, BuildError> {
         let inbound = InboundAuth::from_config(config)?;
+        let fleet = match &config.cluster {
+            Some(c) => Some(Fleet::new(c).map_err(BuildError::Cluster)?),
+            None => None,
+        };
         let authserv_id = inbound.verifier.authserv_id().to_owned();
         Ok(Pipeline {
             inbound,
@@ -79,7 +88,7 @@ impl Pipeline {
             antivirus: config.antivirus.as_ref().map(|av| {
                 Antivirus::new(av, !config.rules.is_empty(), config.server.max_mime_parts)
             }),
-            rules: Rules::from_config(config),
+            rules: Rules::from_config(config, fleet.clone()),
             rewrites: Rewrites {
                 trace_header: config.server.trace_header,
             },
@@ -87,6 +96,7 @@ impl Pipeline {
             detector: None,
             recorder: None,
             explain: false,
+            fleet,
         })
     }
 
@@ -124,6 +134,9 @@ impl Pipeline {
             "dns".to_owned(),
             self.inbound.verifier.dns_reachable().await,
         )];
+        if let Some(fleet) = &self.fleet {
+            out.push(("redis".to_owned(), fleet.ping().await));
+        }
         if let Some(av) = &self.antivirus {
             out.push((
                 format!("clamd {}", av.scanner.addr()),
@@ -159,7 +172,7 @@ impl Pipeline {
             av.run(&mut s).await;
         }
         if let Some(rules) = &self.rules {
-            rules.run(&mut s, self.explain);
+            rules.run(&mut s, self.explain).await;
         }
         self.rewrites.run(&mut s);
         if let Some(tempfail) = self.signing.run(&mut s).break_value() {

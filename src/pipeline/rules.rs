@@ -3,17 +3,23 @@
 //! evaluates the rules and rate limits in order, and applies a deciding rule's
 //! verdict. The rules' header and body changes are the rewrite stage's.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::state::State;
-use crate::config::{Action, Config, Enforcer, OnOversize, RateLimit, Rule};
+use crate::config::{Action, Config, Enforcer, OnOversize, OnRedisError, RateLimit, Rule};
 use crate::decision::{Edit, Verdict};
+use crate::fleet::{Fleet, LimitCheck, Window};
+use crate::observe::metrics::{ClassLabels, metrics};
 use crate::policy::{self, Content, Facts, Limiter};
 
 pub(super) struct Rules {
     pub rules: Vec<Rule>,
     pub rate_limits: Vec<RateLimit>,
     pub limiter: Limiter,
+    /// Fleet mode: the limits are counted in Redis.
+    pub fleet: Option<Arc<Fleet>>,
     pub need_content: bool,
     pub monitor: bool,
     pub archive_depth: u32,
@@ -23,11 +29,12 @@ pub(super) struct Rules {
 
 impl Rules {
     /// `None` when no rule is configured: the stage then does nothing at all.
-    pub fn from_config(config: &Config) -> Option<Self> {
+    pub fn from_config(config: &Config, fleet: Option<Arc<Fleet>>) -> Option<Self> {
         (!config.rules.is_empty()).then(|| Rules {
             rules: config.rules.clone(),
             rate_limits: config.rate_limits.clone(),
             limiter: Limiter::new(config.rate_limit_keys),
+            fleet: fleet.filter(|_| !config.rate_limits.is_empty()),
             need_content: config.rules.iter().any(|r| r.when.needs_content()),
             monitor: config.policy_monitor,
             archive_depth: config.archive_depth,
@@ -41,8 +48,63 @@ impl Rules {
         self.rules.iter().any(|r| r.then.iter().any(&kind))
     }
 
+    /// Fleet mode: counts this message against every limit in Redis, one
+    /// script call per (limit, key value), all at once. `Err` carries the
+    /// decision when Redis failed and `on_redis_error = "tempfail"`.
+    async fn count_in_redis(
+        &self,
+        fleet: &Fleet,
+        facts: &Facts,
+        s: &mut State<'_>,
+    ) -> Result<Option<HashMap<(usize, String), bool>>, ()> {
+        let mut keys = Vec::new();
+        let mut checks = Vec::new();
+        for (index, limit) in self.rate_limits.iter().enumerate() {
+            for key in policy::limit_keys(limit, facts) {
+                let key = key.to_ascii_lowercase();
+                checks.push(LimitCheck {
+                    limit: limit.name.clone(),
+                    key: key.clone(),
+                    window: Window {
+                        count: limit.count,
+                        millis: limit.per.as_millis().min(u128::from(u64::MAX)) as u64,
+                    },
+                });
+                keys.push((index, key));
+            }
+        }
+        if checks.is_empty() {
+            return Ok(Some(HashMap::new()));
+        }
+        match fleet.exceeded(&checks).await {
+            Ok(over) => Ok(Some(keys.into_iter().zip(over).collect())),
+            Err(e) => {
+                let action = fleet.config().rate_limits_on_error;
+                let class = match action {
+                    OnRedisError::Tempfail => "tempfail",
+                    OnRedisError::Accept => "accept",
+                    OnRedisError::Local => "local",
+                };
+                metrics()
+                    .redis_fallbacks
+                    .get_or_create(&ClassLabels { class })
+                    .inc();
+                s.note(format_args!(
+                    "rate limits not counted in Redis ({e}); cluster.on_redis_error.rate_limits = {class}"
+                ));
+                match action {
+                    OnRedisError::Tempfail => Err(()),
+                    OnRedisError::Accept => {
+                        Ok(Some(keys.into_iter().map(|k| (k, false)).collect()))
+                    }
+                    OnRedisError::Local => Ok(None),
+                }
+            }
+        }
+    }
+
     /// `explain` keeps every condition's reason (for `mailwarden scan`).
-    pub fn run(&self, s: &mut State<'_>, explain: bool) {
+    pub async fn run(&self, s: &mut State<'_>, explain: bool) {
         // Rules that read the content cannot judge a message whose MIME is past
         // server.max_mime_parts: it gets server.on_oversize, never a silent pass.
         let too_complex = self.need_content && s.mime_parts() > self.max_parts;
@@ -67,10 +129,29 @@ impl Rules {
                 archive_depth: self.archive_depth,
             }),
         );
+        let counted = match &self.fleet {
+            None => None,
+            Some(fleet) => match self.count_in_redis(fleet, &facts, s).await {
+                Ok(counted) => counted,
+                Err(()) => {
+                    s.enforce(
+                        Enforcer::Content,
+                        Verdict::Tempfail(crate::reply::SmtpReply::fixed(
+                            451,
+                            "4.3.0",
+                            "mailwarden: rate limits cannot be checked now, try again later",
+                        )),
+                        None,
+                    );
+                    return;
+                }
+            },
+        };
         let rates = policy::Rates {
             limits: &self.rate_limits,
             limiter: &self.limiter,
             now: Instant::now(),
+            counted: counted.as_ref(),
         };
         let evaluation = policy::evaluate(&self.rules, &facts, self.monitor, &rates, explain);
         if let Some((action, rule)) = &evaluation.decision {

@@ -8,9 +8,7 @@ use ipnet::IpNet;
 use super::Check;
 use super::check::Cx;
 use super::facts::{Facts, domain_of};
-use crate::config::{
-    DomainList, Impersonation, LimitKey, Matcher, TextField, in_networks, normalize_name,
-};
+use crate::config::{DomainList, Impersonation, Matcher, TextField, in_networks, normalize_name};
 
 pub(super) fn text(field: &TextField, matcher: &Matcher, cx: &Cx<'_, '_>) -> Check {
     let f = cx.f;
@@ -100,25 +98,19 @@ pub(super) fn rate_limit(index: &usize, name: &str, cx: &Cx<'_, '_>) -> Check {
         else {
             return cx.leaf(false, || format!("rate limit {name} not counted here"));
         };
-        let keys: Vec<String> = match limit.key {
-            LimitKey::ClientIp => f
-                .client_ip
-                .map(crate::transaction::ip_text)
-                .into_iter()
-                .collect(),
-            LimitKey::Sender => vec![f.sender.clone()],
-            LimitKey::SenderDomain => vec![f.sender_domain().to_owned()],
-            LimitKey::AuthUser => f.auth_user.iter().cloned().collect(),
-            LimitKey::Recipient => f.recipients.clone(),
-        };
+        let keys = super::limit_keys(limit, f);
         if keys.is_empty() {
             return cx.leaf(false, || {
                 format!("rate limit {name}: the message has no {}", limit.key.name())
             });
         }
+        // Counted in Redis before the rules ran (fleet mode), else here in memory.
         let over: Vec<&String> = keys
             .iter()
-            .filter(|k| rates.limiter.exceeded(*index, limit, k, rates.now))
+            .filter(|k| match rates.counted {
+                Some(counted) => counted.get(&(*index, k.to_ascii_lowercase())) == Some(&true),
+                None => rates.limiter.exceeded(*index, limit, k, rates.now),
+            })
             .collect();
         let per = limit.per.as_secs();
         match over.first() {

@@ -64,6 +64,26 @@ pub struct Rates<'a> {
     pub limits: &'a [RateLimit],
     pub limiter: &'a Limiter,
     pub now: std::time::Instant,
+    /// Fleet mode: whether each (limit index, key value in lower case) was over
+    /// its limit, counted in Redis before the rules ran. `None`: count in memory.
+    pub counted: Option<&'a std::collections::HashMap<(usize, String), bool>>,
+}
+
+/// The values a limit counts this message by (one per recipient for
+/// `recipient`), as the message gives them.
+pub fn limit_keys(limit: &RateLimit, f: &Facts) -> Vec<String> {
+    use crate::config::LimitKey;
+    match limit.key {
+        LimitKey::ClientIp => f
+            .client_ip
+            .map(crate::transaction::ip_text)
+            .into_iter()
+            .collect(),
+        LimitKey::Sender => vec![f.sender.clone()],
+        LimitKey::SenderDomain => vec![f.sender_domain().to_owned()],
+        LimitKey::AuthUser => f.auth_user.iter().cloned().collect(),
+        LimitKey::Recipient => f.recipients.clone(),
+    }
 }
 
 /// Evaluates `rules` in order. `monitor_all` puts every rule in monitor mode;

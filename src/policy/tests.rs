@@ -60,6 +60,7 @@ fn eval(rules: &[Rule], facts: &Facts, monitor: bool) -> Evaluation {
         limits: &[],
         limiter: &limiter,
         now: std::time::Instant::now(),
+        counted: None,
     };
     evaluate(rules, facts, monitor, &rates, true)
 }
@@ -321,6 +322,7 @@ then = { action = "tempfail", text = "4.7.1 too many messages" }
         limits: &config.rate_limits,
         limiter: &limiter,
         now,
+        counted: None,
     };
     let decided = |f: &Facts| {
         evaluate(&config.rules, f, false, &rates, false)

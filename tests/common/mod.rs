@@ -13,6 +13,7 @@ pub mod dns_fault;
 pub mod knot;
 pub mod mailwarden;
 pub mod postfix;
+pub mod redis;
 pub mod scenario;
 pub mod smtp;
 

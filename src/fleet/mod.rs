@@ -1,0 +1,142 @@
+//! Fleet mode: the Redis (one server, or a Redis Cluster) that several mailwarden
+//! hosts share for what must be counted across them. Every call has the
+//! configured time-out; a connection that breaks is made again with backoff in
+//! the background (the redis crate's connection manager, or the cluster client's
+//! own). The health (`up`, the last error) is what `/readyz` and the metrics show.
+
+mod limits;
+
+pub use limits::{LimitCheck, Window};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use tokio::sync::OnceCell;
+
+use crate::config::{ClusterConfig, RedisServers};
+use crate::observe::metrics::metrics;
+
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+pub struct Fleet {
+    config: ClusterConfig,
+    conn: OnceCell<Conn>,
+    up: AtomicBool,
+    last_error: std::sync::Mutex<Option<String>>,
+    /// Unique per process: the members this host adds to sliding windows.
+    origin: String,
+    seq: AtomicU64,
+}
+
+impl Fleet {
+    /// Checks the settings (the password file) now; the connection is made on
+    /// first use, so a daemon starts while Redis is away.
+    pub fn new(config: &ClusterConfig) -> Result<Arc<Fleet>, String> {
+        config.password()?;
+        Ok(Arc::new(Fleet {
+            config: config.clone(),
+            conn: OnceCell::new(),
+            up: AtomicBool::new(false),
+            last_error: std::sync::Mutex::new(None),
+            origin: format!("{}-{}", crate::config::host_name(), std::process::id()),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    async fn connect(&self) -> Result<Conn, String> {
+        let password = self.config.password()?;
+        let timeout = self.config.timeout;
+        match &self.config.servers {
+            RedisServers::Single(url) => {
+                let mut info: redis::ConnectionInfo = url
+                    .as_str()
+                    .parse()
+                    .map_err(|e: redis::RedisError| e.to_string())?;
+                if let Some(p) = password {
+                    let settings = info.redis_settings().clone().set_password(p);
+                    info = info.set_redis_settings(settings);
+                }
+                let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(timeout))
+                    .set_max_delay(Duration::from_secs(2));
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map(Conn::Single)
+                    .map_err(|e| e.to_string())
+            }
+            RedisServers::Cluster(nodes) => {
+                let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
+                    .connection_timeout(Duration::from_secs(1))
+                    .response_timeout(timeout)
+                    .retries(1);
+                if let Some(p) = password {
+                    builder = builder.password(p);
+                }
+                let client = builder.build().map_err(|e| e.to_string())?;
+                tokio::time::timeout(Duration::from_secs(2), client.get_async_connection())
+                    .await
+                    .map_err(|_| "connecting to the cluster timed out".to_owned())?
+                    .map(Conn::Cluster)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Runs `cmd` with the time-out; records latency, errors and health.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.config.timeout, async {
+            let conn = self.conn.get_or_try_init(|| self.connect()).await?;
+            match conn {
+                Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+                Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            }
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.config.timeout)));
+        metrics().observe("redis", start.elapsed());
+        match &result {
+            Ok(_) => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("Redis answers: fleet counting resumes");
+                }
+            }
+            Err(e) => {
+                metrics().redis_errors.inc();
+                if self.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("Redis does not answer ({e}): cluster.on_redis_error applies");
+                }
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+            }
+        }
+        metrics()
+            .redis_up
+            .set(i64::from(self.up.load(Ordering::Relaxed)));
+        result
+    }
+
+    /// `/readyz`: whether Redis answers a PING now.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+
+    fn member(&self) -> String {
+        format!(
+            "{}-{}",
+            self.origin,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
