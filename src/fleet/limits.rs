@@ -4,6 +4,8 @@
 //! matter). The key carries a hash tag, so a Redis Cluster keeps it whole on one
 //! slot. A limit stays exact across hosts: `count` per `per`, whatever admits.
 
+use std::sync::LazyLock;
+
 use futures_util::future::join_all;
 
 use super::Fleet;
@@ -24,39 +26,77 @@ pub struct Window {
     pub millis: u64,
 }
 
-/// KEYS[1]: the window; ARGV: its length (ms), the count, a unique member.
-/// Returns 1 when admitted (and counted), 0 when the window is full.
+/// For each key i: KEYS[i] is a window, ARGV[3i-2..3i] its length (ms), its
+/// count and a unique member. Returns, per key, 1 when admitted (and counted)
+/// and 0 when its window is full. Each window counts on its own.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[3 * i - 2])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[3 * i - 1]) then
+    out[i] = 0
+  else
+    redis.call('ZADD', key, now, ARGV[3 * i])
+    redis.call('PEXPIRE', key, window)
+    out[i] = 1
+  end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return 1
+return out
 ";
 
+static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SLIDING_WINDOW));
+
 impl Fleet {
-    /// Checks each window, all at once on the multiplexed connection (one round
-    /// trip): `true` where the limit is exceeded. `Err` when Redis did not answer
-    /// every check within the time-out.
+    /// Checks each window: `true` where the limit is exceeded. One script call
+    /// for the whole message on one server; on a Redis Cluster one per window
+    /// (their keys live on different slots), all at once on the multiplexed
+    /// connection. `Err` when Redis did not answer within the time-out.
     pub async fn exceeded(&self, checks: &[LimitCheck]) -> Result<Vec<bool>, String> {
-        let calls = checks.iter().map(|c| {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(SLIDING_WINDOW)
-                .arg(1)
-                .arg(format!(
+        if self.is_cluster() {
+            let calls = checks.iter().map(|c| async move {
+                self.run_script(std::slice::from_ref(c))
+                    .await
+                    .map(|v| v.first().copied().unwrap_or(false))
+            });
+            join_all(calls).await.into_iter().collect()
+        } else {
+            self.run_script(checks).await
+        }
+    }
+
+    async fn run_script(&self, checks: &[LimitCheck]) -> Result<Vec<bool>, String> {
+        let call = |name: &str, first: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(first).arg(checks.len());
+            for c in checks {
+                cmd.arg(format!(
                     "{}:rl:{{{}:{}}}",
                     self.config.prefix, c.limit, c.key
-                ))
-                .arg(c.window.millis)
-                .arg(c.window.count)
-                .arg(self.member());
-            async move { self.query::<i64>(&cmd).await.map(|admitted| admitted == 0) }
-        });
-        join_all(calls).await.into_iter().collect()
+                ));
+            }
+            for c in checks {
+                cmd.arg(c.window.millis)
+                    .arg(c.window.count)
+                    .arg(self.member());
+            }
+            cmd
+        };
+        let admitted: Vec<i64> = self
+            .query(
+                &call("EVALSHA", SCRIPT.get_hash()),
+                Some(&call("EVAL", SLIDING_WINDOW)),
+            )
+            .await?;
+        if admitted.len() != checks.len() {
+            return Err(format!(
+                "the script answered {} of {} windows",
+                admitted.len(),
+                checks.len()
+            ));
+        }
+        Ok(admitted.into_iter().map(|a| a == 0).collect())
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::{ErrorKind, ServerErrorKind};
 use tokio::sync::OnceCell;
 
 use crate::config::{ClusterConfig, RedisServers};
@@ -93,14 +94,28 @@ impl Fleet {
         }
     }
 
-    /// Runs `cmd` with the time-out; records latency, errors and health.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+    /// Runs `cmd` with the time-out; records latency, errors and health. A
+    /// script Redis does not know yet (`NOSCRIPT`, after a restart) is sent
+    /// whole once as `retry`, within the same time-out.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        retry: Option<&redis::Cmd>,
+    ) -> Result<T, String> {
         let start = Instant::now();
         let result = tokio::time::timeout(self.config.timeout, async {
             let conn = self.conn.get_or_try_init(|| self.connect()).await?;
-            match conn {
-                Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
-                Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            let run = async |cmd: &redis::Cmd| match conn {
+                Conn::Single(c) => cmd.query_async::<T>(&mut c.clone()).await,
+                Conn::Cluster(c) => cmd.query_async::<T>(&mut c.clone()).await,
+            };
+            match (run(cmd).await, retry) {
+                (Err(e), Some(retry))
+                    if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                {
+                    run(retry).await
+                }
+                (result, _) => result,
             }
             .map_err(|e| e.to_string())
         })
@@ -127,9 +142,16 @@ impl Fleet {
         result
     }
 
+    /// Whether this is a Redis Cluster (keys of one call must share a slot).
+    fn is_cluster(&self) -> bool {
+        matches!(self.config.servers, RedisServers::Cluster(_))
+    }
+
     /// `/readyz`: whether Redis answers a PING now.
     pub async fn ping(&self) -> Result<(), String> {
-        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+        self.query::<String>(&redis::cmd("PING"), None)
+            .await
+            .map(|_| ())
     }
 
     fn member(&self) -> String {
