@@ -248,3 +248,47 @@ fn a_slow_redis_costs_at_most_the_timeout() {
         "3 messages took {took:?} against a 3 s sleep"
     );
 }
+
+/// The password comes from `password_file`, which the secret rules apply to:
+/// Redis that wants it counts, and a world-readable file is refused.
+#[test]
+fn a_password_file_is_used_and_must_be_private() {
+    if !redis_present() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = shared_tempdir("mw-fleet-password");
+    let redis = Redis::start_with_password(dir.path(), "fleet-secret-0123");
+    let secret = dir.path().join("redis.pass");
+    std::fs::write(&secret, "fleet-secret-0123\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_port();
+    let cluster = format!(
+        "redis = \"{}\"\npassword_file = \"{}\"",
+        redis.url(),
+        secret.display()
+    );
+    let text = config(port, &cluster, "tempfail", "500ms");
+    let mw = Mailwarden::start_with_config(dir.path(), port, &text);
+    assert_eq!(
+        send(&mw.addr(), "p@fleet.test", 2),
+        [Got::Accepted; 2],
+        "{}",
+        mw.log()
+    );
+    assert!(redis.cli(&["KEYS", "*"]).contains("p@fleet.test"));
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = dir.path().join("world-readable.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .args(["check-config", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("redis.pass"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -11,15 +11,21 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     cluster: bool,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl Redis {
     pub fn start(dir: &Path) -> Redis {
-        Self::start_node(dir, false)
+        Self::start_node(dir, false, None)
     }
 
-    fn start_node(dir: &Path, cluster: bool) -> Redis {
+    /// One server that wants this password (`requirepass`).
+    pub fn start_with_password(dir: &Path, password: &str) -> Redis {
+        Self::start_node(dir, false, Some(password.to_owned()))
+    }
+
+    fn start_node(dir: &Path, cluster: bool, password: Option<String>) -> Redis {
         let port = free_port();
         let dir = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
@@ -27,6 +33,7 @@ impl Redis {
             port,
             dir,
             cluster,
+            password,
             child: None,
         };
         r.run();
@@ -42,6 +49,9 @@ impl Redis {
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
         if self.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
                 .arg(self.dir.join("nodes.conf"));
@@ -59,11 +69,12 @@ impl Redis {
 
     /// `redis-cli -p PORT ARGS...`, its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string()]);
+        if let Some(p) = &self.password {
+            cmd.args(["-a", p, "--no-auth-warning"]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -81,7 +92,7 @@ impl Redis {
 
     /// A Redis Cluster of `n` masters (no replicas), each on its own port.
     pub fn start_cluster(dir: &Path, n: usize) -> Vec<Redis> {
-        let nodes: Vec<Redis> = (0..n).map(|_| Self::start_node(dir, true)).collect();
+        let nodes: Vec<Redis> = (0..n).map(|_| Self::start_node(dir, true, None)).collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|r| format!("127.0.0.1:{}", r.port))
