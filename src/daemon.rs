@@ -71,6 +71,17 @@ fn service(
         }
         _ => config.reports.as_ref().map(|r| Recorder::start(config, r)),
     };
+    // Rate-limit counts carry over a reload that keeps the limits and [cluster].
+    let pipeline = match running {
+        Some((old, service))
+            if old.rate_limits == config.rate_limits
+                && old.rate_limit_keys == config.rate_limit_keys
+                && old.cluster == config.cluster =>
+        {
+            pipeline.with_counters_of(&service.filter)
+        }
+        _ => pipeline,
+    };
     Ok(Arc::new(Service {
         settings: config.server.session_settings(),
         filter: pipeline.with_detector(detector).with_recorder(recorder),

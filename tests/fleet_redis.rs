@@ -292,3 +292,33 @@ fn a_password_file_is_used_and_must_be_private() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A reload that keeps the limits keeps their counts, in memory as in Redis: a
+/// SIGHUP is not a way to refill a sender's limit.
+#[test]
+fn a_reload_keeps_the_counts() {
+    let dir = shared_tempdir("mw-fleet-reload");
+    let port = free_port();
+    let text = format!(
+        "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+         [[rate_limits]]\nname = \"per-sender\"\nkey = \"sender\"\nrate = \"3/minute\"\n\n\
+         [[rules]]\nname = \"limit\"\nwhen = {{ rate_limit = \"per-sender\" }}\n\
+         then = {{ action = \"reject\", text = \"5.7.1 too many\" }}\n"
+    );
+    let mw = Mailwarden::start_with_config(dir.path(), port, &text);
+    assert_eq!(send(&mw.addr(), "r@fleet.test", 3), [Got::Accepted; 3]);
+    // A change elsewhere in the file, then SIGHUP.
+    std::fs::write(
+        &mw.config_path,
+        format!("{text}\n[log]\nlevel = \"info\"\n"),
+    )
+    .unwrap();
+    mw.signal("HUP");
+    assert!(mw.wait_for_log("configuration reloaded", 1, Duration::from_secs(10)));
+    assert_eq!(
+        send(&mw.addr(), "r@fleet.test", 1),
+        [Got::Rejected],
+        "{}",
+        mw.log()
+    );
+}

@@ -122,6 +122,22 @@ impl Pipeline {
         self.recorder.as_ref()
     }
 
+    /// The same pipeline counting rate limits in `running`'s buckets and through
+    /// its Redis connection, for a reload that changed neither the limits nor
+    /// `[cluster]` (counts carry over; no new connection).
+    pub fn with_counters_of(mut self, running: &Pipeline) -> Self {
+        if let (Some(new), Some(old)) = (&mut self.rules, &running.rules) {
+            new.limiter = old.limiter.clone();
+            if new.fleet.is_some() {
+                new.fleet = old.fleet.clone();
+            }
+        }
+        if self.fleet.is_some() && running.fleet.is_some() {
+            self.fleet = running.fleet.clone();
+        }
+        self
+    }
+
     /// The same pipeline, keeping the reason for every rule condition.
     pub fn explaining(mut self) -> Self {
         self.explain = true;

@@ -17,7 +17,9 @@ use crate::policy::{self, Content, Facts, Limiter};
 pub(super) struct Rules {
     pub rules: Vec<Rule>,
     pub rate_limits: Vec<RateLimit>,
-    pub limiter: Limiter,
+    /// The in-memory buckets; shared with the pipeline a reload replaces when
+    /// the limits did not change, so a reload does not refill them.
+    pub limiter: Arc<Limiter>,
     /// Fleet mode: the limits are counted in Redis.
     pub fleet: Option<Arc<Fleet>>,
     pub need_content: bool,
@@ -33,7 +35,7 @@ impl Rules {
         (!config.rules.is_empty()).then(|| Rules {
             rules: config.rules.clone(),
             rate_limits: config.rate_limits.clone(),
-            limiter: Limiter::new(config.rate_limit_keys),
+            limiter: Arc::new(Limiter::new(config.rate_limit_keys)),
             fleet: fleet.filter(|_| !config.rate_limits.is_empty()),
             need_content: config.rules.iter().any(|r| r.when.needs_content()),
             monitor: config.policy_monitor,
