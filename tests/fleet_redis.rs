@@ -49,12 +49,17 @@ fn daemons(dir: &std::path::Path, n: usize, cluster: &str, on_error: &str) -> Ve
 /// Sends `n` messages from `sender` to the daemon at `addr` (a trusted client,
 /// so no DNS is asked), one at a time, and says what each got.
 fn send(addr: &str, sender: &str, n: usize) -> Vec<Got> {
+    send_from(addr, "127.0.0.1", sender, n)
+}
+
+/// The same from client `ip` (outside trusted_networks: inbound, verified).
+fn send_from(addr: &str, ip: &str, sender: &str, n: usize) -> Vec<Got> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let addr: ListenAddr = addr.parse().unwrap();
-    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let ip: IpAddr = ip.parse().unwrap();
     rt.block_on(async {
         let mut out = Vec::new();
         for i in 0..n {
@@ -320,5 +325,138 @@ fn a_reload_keeps_the_counts() {
         [Got::Rejected],
         "{}",
         mw.log()
+    );
+}
+
+/// DMARC report rows in fleet mode: each host moves its rows to the fleet's
+/// stream (keeping them while Redis is away, here stopped and restarted with its
+/// append-only file), and `reports send` on one host reports every host's
+/// messages, once; a second host then has nothing to send.
+#[test]
+fn one_host_reports_for_the_fleet() {
+    if !redis_present() || !require("knotd", "knot") {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-reports");
+    let knot = common::knot::Knot::start_with(
+        dir.path(),
+        &[(
+            "fleet-rpt.test".to_owned(),
+            "$ORIGIN fleet-rpt.test.\n$TTL 300\n@ SOA ns.harness.test. hostmaster.harness.test. 1 3600 600 86400 300\n\
+             @ NS ns.harness.test.\n_dmarc TXT \"v=DMARC1; p=none; rua=mailto:d@fleet-rpt.test\"\n"
+                .to_owned(),
+        )],
+    );
+    let mut redis = Redis::start_persistent(dir.path());
+    let configs: Vec<(Mailwarden, std::path::PathBuf)> = (0..3)
+        .map(|i| {
+            let sub = dir.path().join(format!("mw{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let port = free_port();
+            let text = format!(
+                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+                 [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+                 [inbound]\nauthserv_id = \"mx.fleet.test\"\non_dns_error = \"accept\"\n\n\
+                 [reports]\nstore = \"{}/reports.db\"\nfrom = \"dmarc@fleet.test\"\n\n\
+                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n",
+                knot.address(),
+                sub.display(),
+                redis.url()
+            );
+            let mw = Mailwarden::start_with_config(&sub, port, &text);
+            let path = mw.config_path.clone();
+            (mw, path)
+        })
+        .collect();
+    let stream_len = |redis: &Redis| {
+        redis
+            .cli(&["XLEN", "mailwarden:dmarc-rows"])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    for (i, (mw, _)) in configs.iter().enumerate() {
+        let got = send_from(
+            &mw.addr(),
+            &format!("192.0.2.{}", 10 + i),
+            "x@fleet-rpt.test",
+            5,
+        );
+        assert_eq!(got, [Got::Accepted; 5], "{}", mw.log());
+    }
+    assert!(
+        common::wait_for(Duration::from_secs(10), || (stream_len(&redis) == 15)
+            .then_some(()))
+        .is_some(),
+        "{} rows on the stream\n{}",
+        stream_len(&redis),
+        configs[0].0.log()
+    );
+    // Redis away: host 1's rows wait in its own store, and move when it is back.
+    redis.stop();
+    let got = send_from(&configs[1].0.addr(), "192.0.2.11", "x@fleet-rpt.test", 4);
+    assert_eq!(got, [Got::Accepted; 4]);
+    let list = |config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+            .args(["reports", "list", "-c"])
+            .arg(config)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(5), || list(&configs[1].1)
+            .contains("fleet-rpt.test  4 records")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        list(&configs[1].1)
+    );
+    redis.restart();
+    assert!(
+        common::wait_for(Duration::from_secs(10), || (stream_len(&redis) == 19)
+            .then_some(()))
+        .is_some(),
+        "the spooled rows did not reach the restarted Redis ({} on the stream)",
+        stream_len(&redis)
+    );
+    let report = |config: &std::path::Path, out: &std::path::Path| {
+        std::fs::create_dir_all(out).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+            .args(["reports", "send", "--all", "--out"])
+            .arg(out)
+            .arg("-c")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out0 = dir.path().join("out0");
+    let run = report(&configs[0].1, &out0);
+    let summary = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success() && summary.contains("1 built") && summary.contains("1 written"),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let file = std::fs::read_dir(&out0)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (domain, counts, _) = common::parsedmarc::read(&std::fs::read(&file).unwrap());
+    assert_eq!(domain, "fleet-rpt.test");
+    let mut want = std::collections::BTreeMap::new();
+    for (ip, n) in [("192.0.2.10", 5), ("192.0.2.11", 9), ("192.0.2.12", 5)] {
+        want.insert((ip.to_owned(), "none".to_owned()), n);
+    }
+    assert_eq!(counts, want);
+    assert_eq!(stream_len(&redis), 0);
+    // Another host: the fleet's rows are reported; nothing is left to build.
+    let run = report(&configs[2].1, &dir.path().join("out2"));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("0 built"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
     );
 }

@@ -5,8 +5,10 @@
 //! own). The health (`up`, the last error) is what `/readyz` and the metrics show.
 
 mod limits;
+mod stream;
 
 pub use limits::{LimitCheck, Window};
+pub use stream::StreamRow;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod failure;
+mod fleet_rows;
 mod mail;
 mod recorder;
 mod records;

@@ -21,6 +21,7 @@ use crate::auth::AuthReport;
 use crate::bounded::BoundedMap;
 use crate::config::{Config, ReportsConfig};
 use crate::decision::Decision;
+use crate::fleet::Fleet;
 use crate::observe::metrics::{ClassLabels, ReportLabels, metrics};
 use crate::transaction::Transaction;
 
@@ -70,12 +71,28 @@ impl Recorder {
             start_failure_round(full.clone(), stop.clone());
         }
         let (queue, rx) = sync_channel(QUEUE);
+        let fleet = full.cluster.as_ref().and_then(|c| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| error!("no runtime for the fleet's report stream: {e}"))
+                .ok()?;
+            match Fleet::new(c) {
+                Ok(fleet) => Some((fleet, runtime)),
+                Err(e) => {
+                    error!("report rows stay on this host: {e}");
+                    None
+                }
+            }
+        });
         let writer = Writer {
             path: config.store.clone(),
             backlog_cap: config.backlog,
             store: None,
             backlog: VecDeque::new(),
             failed_at: None,
+            fleet,
+            stream_failed: false,
         };
         let spawned = std::thread::Builder::new()
             .name("mailwarden-reports".into())
@@ -227,6 +244,11 @@ struct Writer {
     store: Option<Store>,
     backlog: VecDeque<Row>,
     failed_at: Option<Instant>,
+    /// Fleet mode: the stream this host's rows move to, and the writer's own
+    /// runtime for the Redis calls.
+    fleet: Option<(Arc<Fleet>, tokio::runtime::Runtime)>,
+    /// Whether the last move to the stream failed (said once, not every tick).
+    stream_failed: bool,
 }
 
 impl Writer {
@@ -255,6 +277,7 @@ impl Writer {
                 }
             }
             self.store_all(&mut mails);
+            self.forward();
             if gauges.elapsed() >= GAUGES {
                 gauges = Instant::now();
                 self.gauges();
@@ -330,6 +353,32 @@ impl Writer {
             );
         }
         mails.truncate(1_000);
+    }
+
+    /// Fleet mode: moves this host's stored rows to the fleet's stream. While
+    /// Redis is away they stay in the store (the spool) and move when it is back.
+    fn forward(&mut self) {
+        let (Some(store), Some((fleet, runtime))) = (&mut self.store, &self.fleet) else {
+            return;
+        };
+        loop {
+            match runtime.block_on(super::fleet_rows::forward(store, fleet)) {
+                Ok(n) if n > 0 => {
+                    if std::mem::take(&mut self.stream_failed) {
+                        info!("DMARC report rows move to the fleet's stream again");
+                    }
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    if !std::mem::replace(&mut self.stream_failed, true) {
+                        warn!(
+                            "DMARC report rows stay in this host's store until Redis answers: {e}"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     fn failed(&mut self, e: &str) {

@@ -45,13 +45,26 @@ pub struct Due {
 
 const DAY: i64 = 86_400;
 
-const TUPLE_COLUMNS: &str = "policy_domain, header_from, source_ip, envelope_from, envelope_to,
+pub(super) const TUPLE_COLUMNS: &str =
+    "policy_domain, header_from, source_ip, envelope_from, envelope_to,
     disposition, dkim_aligned, spf_aligned, override_type, override_comment, spf, dkim, policy,
     discovery, rua";
 
 impl Store {
     /// Stores rows in one transaction.
     pub fn insert(&mut self, rows: &[Row]) -> Result<(), String> {
+        self.insert_from(rows, None)
+    }
+
+    /// Stores rows; with `uids` (fleet mode: rows taken from the fleet's stream,
+    /// each with the id its host gave it), a row whose id was stored before is
+    /// skipped, so a row read twice is counted once, and the rows are marked as
+    /// the fleet's (never forwarded again).
+    pub(super) fn insert_from(
+        &mut self,
+        rows: &[Row],
+        uids: Option<&[String]>,
+    ) -> Result<(), String> {
         let day = unix_now() / DAY;
         if self.tuples.1 != day || self.tuples.0.len() > 200_000 {
             self.tuples = (HashMap::new(), day);
@@ -67,9 +80,18 @@ impl Store {
                 ))
                 .map_err(|e| e.to_string())?;
             let mut record = tx
-                .prepare_cached("INSERT INTO records (t, tuple) VALUES (?1, ?2)")
+                .prepare_cached("INSERT INTO records (t, tuple, fleet) VALUES (?1, ?2, ?3)")
                 .map_err(|e| e.to_string())?;
-            for r in rows {
+            let mut seen = tx
+                .prepare_cached("INSERT OR IGNORE INTO stream_seen (uid, t) VALUES (?1, ?2)")
+                .map_err(|e| e.to_string())?;
+            for (i, r) in rows.iter().enumerate() {
+                if let Some(uids) = uids {
+                    let uid = uids.get(i).ok_or("a row without its id")?;
+                    if seen.execute(params![uid, r.t]).map_err(|e| e.to_string())? == 0 {
+                        continue;
+                    }
+                }
                 let key = r.key();
                 let known = self
                     .tuples
@@ -109,7 +131,7 @@ impl Store {
                     }
                 };
                 record
-                    .execute(params![r.t, id])
+                    .execute(params![r.t, id, uids.is_some()])
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -171,7 +193,7 @@ impl Store {
                 std::collections::hash_map::Entry::Vacant(slot) => slot
                     .insert(
                         tuple
-                            .query_row([id], read_tuple)
+                            .query_row([id], |r| read_tuple(r, 0))
                             .map_err(|e| format!("tuple {id}: {e}"))?,
                     )
                     .clone(),
@@ -233,6 +255,9 @@ impl Store {
             params![due.cutoff, due.last_id],
         )
         .map_err(|e| e.to_string())?;
+        // Fleet rows' ids are kept a week: a row read twice is counted once.
+        tx.execute("DELETE FROM stream_seen WHERE t < ?1", [now - 7 * DAY])
+            .map_err(|e| e.to_string())?;
         tx.execute(
             "DELETE FROM tuples WHERE seen < ?1
              AND NOT EXISTS (SELECT 1 FROM records WHERE records.tuple = tuples.id)",
@@ -243,24 +268,25 @@ impl Store {
     }
 }
 
-fn read_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+/// The tuple columns of a row, from column `o` on.
+pub(super) fn read_tuple(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<Row> {
     Ok(Row {
         t: 0,
-        policy_domain: r.get(0)?,
-        header_from: r.get(1)?,
-        source_ip: r.get(2)?,
-        envelope_from: r.get(3)?,
-        envelope_to: r.get(4)?,
-        disposition: static_word(&r.get::<_, String>(5)?),
-        dkim_aligned: r.get(6)?,
-        spf_aligned: r.get(7)?,
-        override_type: r.get::<_, Option<String>>(8)?.map(|t| static_word(&t)),
-        override_comment: r.get(9)?,
-        spf: r.get(10)?,
-        dkim: r.get(11)?,
-        policy: r.get(12)?,
-        discovery: static_word(&r.get::<_, String>(13)?),
-        rua: r.get(14)?,
+        policy_domain: r.get(o)?,
+        header_from: r.get(o + 1)?,
+        source_ip: r.get(o + 2)?,
+        envelope_from: r.get(o + 3)?,
+        envelope_to: r.get(o + 4)?,
+        disposition: static_word(&r.get::<_, String>(o + 5)?),
+        dkim_aligned: r.get(o + 6)?,
+        spf_aligned: r.get(o + 7)?,
+        override_type: r.get::<_, Option<String>>(o + 8)?.map(|t| static_word(&t)),
+        override_comment: r.get(o + 9)?,
+        spf: r.get(o + 10)?,
+        dkim: r.get(o + 11)?,
+        policy: r.get(o + 12)?,
+        discovery: static_word(&r.get::<_, String>(o + 13)?),
+        rua: r.get(o + 14)?,
     })
 }
 

@@ -66,6 +66,61 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A row back from its [`Row::key`] and time (fleet mode sends rows so).
+    pub fn from_key(t: i64, key: &str) -> Option<Row> {
+        let f: Vec<&str> = key.split('\u{1f}').collect();
+        let [
+            policy_domain,
+            header_from,
+            source_ip,
+            envelope_from,
+            envelope_to,
+            disposition,
+            dkim_aligned,
+            spf_aligned,
+            override_type,
+            override_comment,
+            spf,
+            dkim,
+            policy,
+            discovery,
+            rua,
+        ] = f[..]
+        else {
+            return None;
+        };
+        let word = |w: &str, words: &[&'static str]| words.iter().find(|x| **x == w).copied();
+        Some(Row {
+            t,
+            policy_domain: policy_domain.to_owned(),
+            header_from: header_from.to_owned(),
+            source_ip: source_ip.to_owned(),
+            envelope_from: envelope_from.to_owned(),
+            envelope_to: envelope_to.to_owned(),
+            disposition: word(disposition, &["pass", "none", "quarantine", "reject"])?,
+            dkim_aligned: dkim_aligned == "1",
+            spf_aligned: spf_aligned == "1",
+            override_type: word(
+                override_type,
+                &[
+                    "trusted_forwarder",
+                    "policy_test_mode",
+                    "local_policy",
+                    "mailing_list",
+                    "other",
+                ],
+            ),
+            override_comment: (!override_comment.is_empty()).then(|| override_comment.to_owned()),
+            spf: spf.to_owned(),
+            dkim: dkim.to_owned(),
+            policy: policy.to_owned(),
+            discovery: word(discovery, &["treewalk", "psl"])?,
+            rua: rua.to_owned(),
+        })
+    }
+}
+
 /// The rows for one message: one per author domain whose record has `rua`.
 /// Tempfailed messages are not counted (they come back).
 pub(crate) fn rows(tx: &Transaction, decision: &Decision, auth: &AuthReport) -> Vec<Row> {

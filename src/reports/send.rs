@@ -62,11 +62,46 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
     let mut store = Store::open(&reports.store)?;
     let mut summary = Summary::default();
     resume(&mut store, &mut summary)?;
-    summary.built = build(&mut store, reports, options.all)?;
+    // Fleet mode: one host at a time reports for the fleet, from every host's
+    // rows on the stream (an unreachable Redis is an error: reporting only this
+    // host's rows would be reporting half the fleet).
+    let fleet = match &config.cluster {
+        Some(c) => {
+            let fleet = crate::fleet::Fleet::new(c)?;
+            if !fleet.lock("reports", 3_600_000).await? {
+                return Err(
+                    "another host holds the fleet's report lock (it is sending reports)".into(),
+                );
+            }
+            match super::fleet_rows::pull(&mut store, &fleet).await {
+                Ok(n) => summary
+                    .notes
+                    .push(format!("{n} rows from the fleet's stream")),
+                Err(e) => {
+                    let _ = fleet.unlock("reports").await;
+                    return Err(format!("cannot read the fleet's report rows: {e}"));
+                }
+            }
+            Some(fleet)
+        }
+        None => None,
+    };
+    summary.built = match build(&mut store, reports, options.all) {
+        Ok(n) => n,
+        Err(e) => {
+            if let Some(fleet) = &fleet {
+                let _ = fleet.unlock("reports").await;
+            }
+            return Err(e);
+        }
+    };
     let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
     let out = options.out.as_deref();
-    deliver(&mut store, reports, &destinations, out, None, &mut summary).await?;
-    Ok(summary)
+    let delivered = deliver(&mut store, reports, &destinations, out, None, &mut summary).await;
+    if let Some(fleet) = fleet {
+        let _ = fleet.unlock("reports").await;
+    }
+    delivered.map(|()| summary)
 }
 
 /// The daemon's round for failure reports (every few seconds when

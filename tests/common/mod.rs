@@ -12,6 +12,7 @@ pub mod dkimpy;
 pub mod dns_fault;
 pub mod knot;
 pub mod mailwarden;
+pub mod parsedmarc;
 pub mod postfix;
 pub mod redis;
 pub mod scenario;

@@ -12,12 +12,24 @@ pub struct Redis {
     dir: PathBuf,
     cluster: bool,
     password: Option<String>,
+    /// `appendonly yes`: what it holds survives a restart.
+    persistent: bool,
     child: Option<Child>,
 }
 
 impl Redis {
     pub fn start(dir: &Path) -> Redis {
         Self::start_node(dir, false, None)
+    }
+
+    /// One server that keeps its data across a restart (append-only file), as a
+    /// fleet's Redis holding report rows must.
+    pub fn start_persistent(dir: &Path) -> Redis {
+        let mut r = Self::start_node(dir, false, None);
+        r.stop();
+        r.persistent = true;
+        r.run();
+        r
     }
 
     /// One server that wants this password (`requirepass`).
@@ -34,6 +46,7 @@ impl Redis {
             dir,
             cluster,
             password,
+            persistent: false,
             child: None,
         };
         r.run();
@@ -43,7 +56,8 @@ impl Redis {
     fn run(&mut self) {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--protected-mode", "no"])
+            .args(["--appendonly", if self.persistent { "yes" } else { "no" }])
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
