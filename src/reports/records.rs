@@ -41,6 +41,8 @@ pub struct Due {
     /// Rows before this time with ids up to `last_id` are the ones aggregated.
     cutoff: i64,
     last_id: i64,
+    /// Fleet mode: only rows read from the fleet's stream were aggregated.
+    fleet_only: bool,
 }
 
 const DAY: i64 = 86_400;
@@ -171,11 +173,11 @@ impl Store {
             .db
             .prepare(
                 "SELECT tuple, t / ?1, COUNT(*), MIN(t), MAX(id) FROM records
-                 WHERE t < ?2 GROUP BY tuple, t / ?1",
+                 WHERE t < ?2 AND (?3 = 0 OR fleet = 1) GROUP BY tuple, t / ?1",
             )
             .map_err(|e| e.to_string())?;
         let counts: Vec<(i64, i64, i64, i64, i64)> = stmt
-            .query_map(params![length, cutoff], |r| {
+            .query_map(params![length, cutoff, self.fleet_only], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .and_then(Iterator::collect)
@@ -240,6 +242,7 @@ impl Store {
             periods,
             cutoff,
             last_id,
+            fleet_only: self.fleet_only,
         })
     }
 
@@ -251,8 +254,8 @@ impl Store {
             insert_mail(&tx, m, now)?;
         }
         tx.execute(
-            "DELETE FROM records WHERE t < ?1 AND id <= ?2",
-            params![due.cutoff, due.last_id],
+            "DELETE FROM records WHERE t < ?1 AND id <= ?2 AND (?3 = 0 OR fleet = 1)",
+            params![due.cutoff, due.last_id, due.fleet_only],
         )
         .map_err(|e| e.to_string())?;
         // Fleet rows' ids are kept a week: a row read twice is counted once.

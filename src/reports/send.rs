@@ -73,6 +73,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
                     "another host holds the fleet's report lock (it is sending reports)".into(),
                 );
             }
+            store.fleet_only = true;
             match super::fleet_rows::pull(&mut store, &fleet).await {
                 Ok(n) => summary
                     .notes

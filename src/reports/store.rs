@@ -65,6 +65,10 @@ pub struct Store {
     pub(super) db: Connection,
     /// Tuple ids by key, for the UTC day in `.1` (see `records.rs`).
     pub(super) tuples: (std::collections::HashMap<String, i64>, i64),
+    /// Fleet mode: reports are built from the rows read from the fleet's stream
+    /// only; this host's own rows get there through its daemon's writer (so a
+    /// row being moved while a report is built is never counted twice).
+    pub(super) fleet_only: bool,
 }
 
 /// One report mail to one destination, as stored.
@@ -105,6 +109,7 @@ impl Store {
         Ok(Store {
             db,
             tuples: (std::collections::HashMap::new(), -1),
+            fleet_only: false,
         })
     }
 
