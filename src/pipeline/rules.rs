@@ -50,9 +50,10 @@ impl Rules {
         self.rules.iter().any(|r| r.then.iter().any(&kind))
     }
 
-    /// Fleet mode: counts this message against every limit in Redis, one
-    /// script call per (limit, key value), all at once. `Err` carries the
-    /// decision when Redis failed and `on_redis_error = "tempfail"`.
+    /// Fleet mode: counts this message against every limit in Redis (one
+    /// script call for all its windows on one server, one per window on a
+    /// cluster). `Ok(None)`: count in memory (`on_redis_error = "local"`);
+    /// `Err`: Redis failed and `on_redis_error = "tempfail"`.
     async fn count_in_redis(
         &self,
         fleet: &Fleet,
