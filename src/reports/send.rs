@@ -62,47 +62,56 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, String> 
     let mut store = Store::open(&reports.store)?;
     let mut summary = Summary::default();
     resume(&mut store, &mut summary)?;
-    // Fleet mode: one host at a time reports for the fleet, from every host's
-    // rows on the stream (an unreachable Redis is an error: reporting only this
-    // host's rows would be reporting half the fleet).
     let fleet = match &config.cluster {
-        Some(c) => {
-            let fleet = crate::fleet::Fleet::new(c)?;
-            if !fleet.lock("reports", 3_600_000).await? {
-                return Err(
-                    "another host holds the fleet's report lock (it is sending reports)".into(),
-                );
-            }
-            store.fleet_only = true;
-            match super::fleet_rows::pull(&mut store, &fleet).await {
-                Ok(n) => summary
-                    .notes
-                    .push(format!("{n} rows from the fleet's stream")),
-                Err(e) => {
-                    let _ = fleet.unlock("reports").await;
-                    return Err(format!("cannot read the fleet's report rows: {e}"));
-                }
-            }
-            Some(fleet)
-        }
+        Some(c) => Some(fleet_rows_in(c, &mut store, &mut summary).await?),
         None => None,
     };
-    summary.built = match build(&mut store, reports, options.all) {
-        Ok(n) => n,
-        Err(e) => {
-            if let Some(fleet) = &fleet {
-                let _ = fleet.unlock("reports").await;
-            }
-            return Err(e);
-        }
-    };
-    let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
-    let out = options.out.as_deref();
-    let delivered = deliver(&mut store, reports, &destinations, out, None, &mut summary).await;
+    let result = build_and_deliver(config, reports, options, &mut store, &mut summary).await;
     if let Some(fleet) = fleet {
         let _ = fleet.unlock("reports").await;
     }
-    delivered.map(|()| summary)
+    result.map(|()| summary)
+}
+
+/// Fleet mode: one host at a time reports for the fleet, from every host's rows
+/// on the stream. Takes the fleet's report lock (given back by the caller) and
+/// reads the stream into `store`. An unreachable Redis is an error: reporting
+/// only this host's rows would be reporting half the fleet.
+async fn fleet_rows_in(
+    cluster: &crate::config::ClusterConfig,
+    store: &mut Store,
+    summary: &mut Summary,
+) -> Result<std::sync::Arc<crate::fleet::Fleet>, String> {
+    let fleet = crate::fleet::Fleet::new(cluster)?;
+    if !fleet.lock("reports", 3_600_000).await? {
+        return Err("another host holds the fleet's report lock (it is sending reports)".into());
+    }
+    store.fleet_only = true;
+    match super::fleet_rows::pull(store, &fleet).await {
+        Ok(n) => {
+            summary
+                .notes
+                .push(format!("{n} rows from the fleet's stream"));
+            Ok(fleet)
+        }
+        Err(e) => {
+            let _ = fleet.unlock("reports").await;
+            Err(format!("cannot read the fleet's report rows: {e}"))
+        }
+    }
+}
+
+async fn build_and_deliver(
+    config: &Config,
+    reports: &ReportsConfig,
+    options: &Options,
+    store: &mut Store,
+    summary: &mut Summary,
+) -> Result<(), String> {
+    summary.built = build(store, reports, options.all)?;
+    let destinations = ReportDestinations::new(&config.dns, config.inbound.dmarc_discovery)?;
+    let out = options.out.as_deref();
+    deliver(store, reports, &destinations, out, None, summary).await
 }
 
 /// The daemon's round for failure reports (every few seconds when
