@@ -55,8 +55,22 @@ fn service(
         observe::alerts::check(alerts)?;
     }
     let detector = match running {
-        Some((old, service)) if old.alerts == config.alerts => service.filter.detector().cloned(),
-        _ => config.alerts.as_ref().map(observe::alerts::start),
+        Some((old, service)) if old.alerts == config.alerts && old.cluster == config.cluster => {
+            service.filter.detector().cloned()
+        }
+        _ => match &config.alerts {
+            Some(alerts) => {
+                // Fleet mode: an alert goes to the sinks once per fleet.
+                let gate = match &config.cluster {
+                    Some(c) => {
+                        Some(crate::fleet::Fleet::new(c)? as Arc<dyn observe::alerts::FleetGate>)
+                    }
+                    None => None,
+                };
+                Some(observe::alerts::start(alerts, gate))
+            }
+            None => None,
+        },
     };
     // The report writer carries over when [reports], the authserv-id and the DNS
     // its failure round resolves with did not change (queued rows stay queued).

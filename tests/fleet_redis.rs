@@ -460,3 +460,65 @@ fn one_host_reports_for_the_fleet() {
         String::from_utf8_lossy(&run.stdout)
     );
 }
+
+/// An anomaly that every host sees is one alert for the fleet: each host logs
+/// it, the first takes the fleet's alert key for the cool-down and mails it, the
+/// others say it was raised already.
+#[test]
+fn an_alert_goes_out_once_per_fleet() {
+    if !redis_present() || !require("postfix", "postfix") {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-alerts");
+    let redis = Redis::start(dir.path());
+    // Postfix only relays the alert mail to its sink here.
+    let postfix = common::postfix::Postfix::start(dir.path(), "inet:127.0.0.1:1", "accept");
+    let mws: Vec<Mailwarden> = (0..2)
+        .map(|i| {
+            let sub = dir.path().join(format!("mw{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let port = free_port();
+            let text = format!(
+                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
+                 [alerts]\nmin_messages = 5\nwindow = \"10m\"\ncooldown = \"1h\"\n\
+                 email_to = \"security@dest.test\"\nemail_from = \"mailwarden@fleet.test\"\n\
+                 smtp_relay = \"127.0.0.1:{}\"\n",
+                redis.url(),
+                postfix.smtp_port
+            );
+            Mailwarden::start_with_config(&sub, port, &text)
+        })
+        .collect();
+    for mw in &mws {
+        assert_eq!(send(&mw.addr(), "burst@fleet.test", 6), [Got::Accepted; 6]);
+        assert!(
+            mw.wait_for_log("anomaly", 1, Duration::from_secs(10)),
+            "{}",
+            mw.log()
+        );
+    }
+    let said_raised = |mw: &Mailwarden| mw.log().contains("already raised by another host");
+    assert!(
+        common::wait_for(Duration::from_secs(10), || mws
+            .iter()
+            .any(said_raised)
+            .then_some(()))
+        .is_some()
+    );
+    let alerts = || {
+        postfix.flush();
+        postfix
+            .delivered()
+            .into_iter()
+            .filter(|d| {
+                d.header("Subject")
+                    .is_some_and(|s| s.contains("mailwarden alert: message_rate"))
+            })
+            .count()
+    };
+    assert!(common::wait_for(Duration::from_secs(30), || (alerts() >= 1).then_some(())).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(alerts(), 1, "one alert mail for the fleet");
+    assert_eq!(mws.iter().filter(|m| said_raised(m)).count(), 1);
+}

@@ -164,3 +164,20 @@ impl Fleet {
         )
     }
 }
+
+impl crate::observe::alerts::FleetGate for Fleet {
+    fn first_in_fleet<'a>(
+        &'a self,
+        kind: &'a str,
+        key: &'a str,
+        cooldown: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let ttl = u64::try_from(cooldown.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            self.lock(&format!("alert:{kind}:{key}"), ttl).await
+        })
+    }
+}

@@ -108,13 +108,26 @@ pub fn check(config: &AlertsConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Fleet mode: whether this host is the first of the fleet to raise an alert
+/// within its cool-down (so the fleet sends it once). `Err`: cannot tell.
+pub trait FleetGate: Send + Sync {
+    fn first_in_fleet<'a>(
+        &'a self,
+        kind: &'a str,
+        key: &'a str,
+        cooldown: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
+}
+
 /// Starts a detector for `config` and the task that delivers its alerts. The
 /// running service owns it: a reload that changes `[alerts]` starts a new one (with
 /// fresh baselines), one that does not keeps it. The delivery task ends when the
-/// last holder drops the detector.
-pub fn start(config: &AlertsConfig) -> Arc<Detector> {
+/// last holder drops the detector. With `gate` (fleet mode), an alert another
+/// host of the fleet raised within the cool-down is logged here but not sent to
+/// the sinks again.
+pub fn start(config: &AlertsConfig, gate: Option<Arc<dyn FleetGate>>) -> Arc<Detector> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(deliver(config.clone(), rx));
+    tokio::spawn(deliver(config.clone(), rx, gate));
     Arc::new(Detector::new(config.clone(), Some(tx)))
 }
 
@@ -304,8 +317,33 @@ fn roll(w: &mut Window, now: Instant, window: Duration) -> &mut Window {
 
 /// Sends queued alerts to the webhook and by email, each sink on its own task so
 /// one that hangs does not hold up the other; a few attempts each, then logged.
-async fn deliver(config: AlertsConfig, mut rx: mpsc::Receiver<Alert>) {
+async fn deliver(
+    config: AlertsConfig,
+    mut rx: mpsc::Receiver<Alert>,
+    gate: Option<Arc<dyn FleetGate>>,
+) {
     while let Some(alert) = rx.recv().await {
+        if let Some(gate) = &gate {
+            match gate
+                .first_in_fleet(alert.kind, &alert.key, config.cooldown)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!(
+                        alert = alert.kind,
+                        key = %alert.key,
+                        "alert already raised by another host of the fleet: not sent again"
+                    );
+                    continue;
+                }
+                // Better twice than never: the sinks get it.
+                Err(e) => warn!(
+                    alert = alert.kind,
+                    "the fleet cannot say who raised it first ({e}); sending"
+                ),
+            }
+        }
         if let Some(hook) = config.webhook.clone() {
             let a = alert.clone();
             tokio::spawn(async move {
