@@ -60,14 +60,17 @@ fn service(
         }
         _ => match &config.alerts {
             Some(alerts) => {
-                // Fleet mode: an alert goes to the sinks once per fleet.
-                let gate = match &config.cluster {
-                    Some(c) => {
-                        Some(crate::fleet::Fleet::new(c)? as Arc<dyn observe::alerts::FleetGate>)
-                    }
+                // Fleet mode: the message rates are the fleet's, and an alert
+                // goes to the sinks once per fleet.
+                let fleet = match &config.cluster {
+                    Some(c) => Some(crate::fleet::Fleet::new(c)?),
                     None => None,
                 };
-                Some(observe::alerts::start(alerts, gate))
+                let gate = fleet
+                    .clone()
+                    .map(|f| f as Arc<dyn observe::fleet_counts::FleetGate>);
+                let counter = fleet.map(|f| f as Arc<dyn observe::fleet_counts::FleetCounter>);
+                Some(observe::alerts::start(alerts, gate, counter))
             }
             None => None,
         },

@@ -522,3 +522,58 @@ fn an_alert_goes_out_once_per_fleet() {
     assert_eq!(alerts(), 1, "one alert mail for the fleet");
     assert_eq!(mws.iter().filter(|m| said_raised(m)).count(), 1);
 }
+
+/// A burst spread over the fleet is seen: three hosts each get fewer messages
+/// from one sender domain than the alert threshold, the fleet more; the
+/// detector compares the fleet's count (added up in Redis every second).
+#[test]
+fn a_burst_spread_over_the_fleet_raises_an_alert() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-burst");
+    let redis = Redis::start(dir.path());
+    let mws: Vec<Mailwarden> = (0..3)
+        .map(|i| {
+            let sub = dir.path().join(format!("mw{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let port = free_port();
+            let text = format!(
+                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
+                 [alerts]\nmin_messages = 12\nwindow = \"10m\"\ncooldown = \"1h\"\n",
+                redis.url()
+            );
+            Mailwarden::start_with_config(&sub, port, &text)
+        })
+        .collect();
+    for mw in &mws {
+        assert_eq!(send(&mw.addr(), "burst@spread.test", 5), [Got::Accepted; 5]);
+    }
+    // Each host alone is under 12: no alert yet anywhere.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let alerted = || mws.iter().filter(|m| m.log().contains("anomaly")).count();
+    assert_eq!(alerted(), 0);
+    // Host 0 learns the fleet's count with its next exchange with Redis (its
+    // counts go up each second with the fleet's total coming back): the message
+    // after that sees 15 and more.
+    assert_eq!(
+        send(&mws[0].addr(), "burst@spread.test", 1),
+        [Got::Accepted]
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        send(&mws[0].addr(), "burst@spread.test", 1),
+        [Got::Accepted]
+    );
+    assert!(
+        mws[0].wait_for_log("anomaly", 1, Duration::from_secs(5)),
+        "{}",
+        mws[0].log()
+    );
+    assert!(
+        mws[0].log().contains("sender_domain spread.test"),
+        "{}",
+        mws[0].log()
+    );
+}

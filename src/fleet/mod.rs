@@ -165,7 +165,7 @@ impl Fleet {
     }
 }
 
-impl crate::observe::alerts::FleetGate for Fleet {
+impl crate::observe::fleet_counts::FleetGate for Fleet {
     fn first_in_fleet<'a>(
         &'a self,
         kind: &'a str,
@@ -178,6 +178,65 @@ impl crate::observe::alerts::FleetGate for Fleet {
                 .unwrap_or(u64::MAX)
                 .max(1);
             self.lock(&format!("alert:{kind}:{key}"), ttl).await
+        })
+    }
+}
+
+/// Per key: add this host's count to window `index`, forget the window two
+/// before, and answer the fleet's count in this window and the previous one.
+const ADD_COUNTS: &str = r"
+local index = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, index, ARGV[i + 2])
+  redis.call('HDEL', key, index - 2)
+  redis.call('PEXPIRE', key, ttl)
+  out[i] = {tonumber(redis.call('HGET', key, index) or 0), tonumber(redis.call('HGET', key, index - 1) or 0)}
+end
+return out
+";
+
+impl Fleet {
+    async fn add_counts_in(
+        &self,
+        index: u64,
+        window_secs: u64,
+        counts: &[(String, u64)],
+    ) -> Result<Vec<(u64, u64)>, String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(ADD_COUNTS).arg(counts.len());
+        for (key, _) in counts {
+            cmd.arg(format!("{}:al:{{{key}}}", self.config.prefix));
+        }
+        cmd.arg(index).arg(window_secs.saturating_mul(3000));
+        for (_, n) in counts {
+            cmd.arg(*n);
+        }
+        self.query(&cmd, None).await
+    }
+}
+
+impl crate::observe::fleet_counts::FleetCounter for Fleet {
+    fn add_counts<'a>(
+        &'a self,
+        index: u64,
+        window_secs: u64,
+        counts: &'a [(String, u64)],
+    ) -> crate::observe::fleet_counts::FleetTotals<'a> {
+        Box::pin(async move {
+            if !self.is_cluster() {
+                return self.add_counts_in(index, window_secs, counts).await;
+            }
+            // On a cluster each key lives on its own slot: one call per key.
+            let calls = counts
+                .iter()
+                .map(|c| self.add_counts_in(index, window_secs, std::slice::from_ref(c)));
+            let mut out = Vec::with_capacity(counts.len());
+            for result in futures_util::future::join_all(calls).await {
+                out.extend(result?);
+            }
+            Ok(out)
         })
     }
 }

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::bounded::BoundedMap;
 use crate::config::{AlertsConfig, EmailSink, WebhookSink};
+use crate::observe::fleet_counts::{FleetCounter, FleetCounts, FleetGate};
 
 /// What one message contributes.
 #[derive(Debug, Default)]
@@ -78,6 +79,8 @@ pub struct Detector {
     state: Mutex<State>,
     fired: Mutex<BoundedMap<(&'static str, String), Instant>>,
     queue: Option<mpsc::Sender<Alert>>,
+    /// Fleet mode: the fleet's message counts per key.
+    fleet: Option<Arc<FleetCounts>>,
 }
 
 /// The kinds of key a message is counted under, in `State::keyed` order, most
@@ -108,27 +111,24 @@ pub fn check(config: &AlertsConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Fleet mode: whether this host is the first of the fleet to raise an alert
-/// within its cool-down (so the fleet sends it once). `Err`: cannot tell.
-pub trait FleetGate: Send + Sync {
-    fn first_in_fleet<'a>(
-        &'a self,
-        kind: &'a str,
-        key: &'a str,
-        cooldown: Duration,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
-}
-
 /// Starts a detector for `config` and the task that delivers its alerts. The
 /// running service owns it: a reload that changes `[alerts]` starts a new one (with
 /// fresh baselines), one that does not keeps it. The delivery task ends when the
 /// last holder drops the detector. With `gate` (fleet mode), an alert another
 /// host of the fleet raised within the cool-down is logged here but not sent to
 /// the sinks again.
-pub fn start(config: &AlertsConfig, gate: Option<Arc<dyn FleetGate>>) -> Arc<Detector> {
+/// With `counter` too, the message rates per key are the fleet's (see
+/// `fleet_counts`).
+pub fn start(
+    config: &AlertsConfig,
+    gate: Option<Arc<dyn FleetGate>>,
+    counter: Option<Arc<dyn FleetCounter>>,
+) -> Arc<Detector> {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(deliver(config.clone(), rx, gate));
-    Arc::new(Detector::new(config.clone(), Some(tx)))
+    let mut detector = Detector::new(config.clone(), Some(tx));
+    detector.fleet = counter.map(|c| FleetCounts::start(c, config.window, config.max_keys));
+    Arc::new(detector)
 }
 
 /// `s` in lower case, copied only when it has upper-case letters.
@@ -154,6 +154,7 @@ impl Detector {
             }),
             fired: Mutex::new(BoundedMap::new(cap)),
             queue,
+            fleet: None,
         }
     }
 
@@ -181,9 +182,18 @@ impl Detector {
                 c.window,
             );
             w.count += 1;
-            let threshold =
-                f64::from(c.min_messages).max(c.rate_factor * w.baseline.unwrap_or(0.0));
-            let over = (w.count as f64 >= threshold).then_some((w.count, threshold));
+            let (mut count, mut baseline) = (w.count, w.baseline.unwrap_or(0.0));
+            // Fleet mode: the fleet's volume for this key, and its last window
+            // as the baseline, when they are larger than this host's.
+            if let Some(fleet) = &self.fleet {
+                let fleet_key = format!("{kind}:{key}");
+                fleet.note(&fleet_key);
+                let (now_in_fleet, before) = fleet.view(&fleet_key);
+                count = count.max(now_in_fleet);
+                baseline = baseline.max(before as f64);
+            }
+            let threshold = f64::from(c.min_messages).max(c.rate_factor * baseline);
+            let over = (count as f64 >= threshold).then_some((count, threshold));
             if let Some((n, threshold)) = over {
                 alerts.push(self.alert("message_rate", format!("{kind} {key}"), n, threshold, now));
             }

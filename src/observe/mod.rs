@@ -10,6 +10,7 @@
 
 pub mod alerts;
 mod fields;
+pub mod fleet_counts;
 pub mod metrics;
 
 use std::io::Write;
