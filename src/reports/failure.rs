@@ -12,7 +12,7 @@ use crate::transaction::Transaction;
 
 use super::mail::{self, Envelope, Failure};
 use super::recorder::unix_now;
-use super::store::NewMail;
+use super::store::{NewMail, Subject};
 
 /// The failure report mails one message calls for, one per destination.
 pub(crate) fn reports(
@@ -79,10 +79,14 @@ pub(crate) fn reports(
             headers: &headers,
             body: (!config.redact_body).then_some(&tx.body[..]),
         };
-        let submitter = config
-            .from
-            .rsplit_once('@')
-            .map_or(config.from.as_str(), |(_, d)| d);
+        let submitter = super::send::submitter(config);
+        let about = Subject {
+            kind: "failure",
+            domain: &found.domain,
+            report_id: &report_id,
+            begin: now,
+            end: now,
+        };
         for dest in r.ruf.iter().take(config.max_destinations) {
             let message = mail::failure(
                 &failure,
@@ -93,22 +97,12 @@ pub(crate) fn reports(
                     now,
                 },
             );
-            let limit = dest
-                .max_size
-                .unwrap_or(u64::MAX)
-                .min(config.max_report_size);
-            let too_large = message.len() as u64 > limit;
-            out.push(NewMail {
-                kind: "failure",
-                domain: found.domain.clone(),
-                report_id: report_id.clone(),
-                begin: now,
-                end: now,
-                destination: dest.address.clone(),
+            out.push(NewMail::for_destination(
+                &about,
+                dest,
                 message,
-                state: if too_large { "too-large" } else { "pending" },
-                note: too_large.then(|| format!("over {limit} bytes")),
-            });
+                config.max_report_size,
+            ));
         }
     }
     out

@@ -184,7 +184,7 @@ pub(crate) fn rows(tx: &Transaction, decision: &Decision, auth: &AuthReport) -> 
                 override_comment,
                 spf: spf.clone(),
                 dkim: dkim.clone(),
-                policy: published(e),
+                policy: found.record.tags(),
                 discovery: e.discovery.as_str(),
                 rua: found
                     .record
@@ -244,29 +244,6 @@ fn disposition(
         ("local_policy", "receiver policy".to_owned())
     };
     (done, Some(kind), Some(comment))
-}
-
-fn published(e: &Evaluation) -> String {
-    let Some(found) = &e.published else {
-        return String::new();
-    };
-    let r = &found.record;
-    let mut out = format!("p={}", r.p.as_str());
-    if let Some(sp) = r.sp {
-        out.push_str(&format!(";sp={}", sp.as_str()));
-    }
-    if let Some(np) = r.np {
-        out.push_str(&format!(";np={}", np.as_str()));
-    }
-    out.push_str(&format!(
-        ";adkim={};aspf={};psd={};t={};fo={}",
-        if r.adkim_strict { "s" } else { "r" },
-        if r.aspf_strict { "s" } else { "r" },
-        r.psd.as_str(),
-        if r.testing { "y" } else { "n" },
-        r.fo
-    ));
-    out
 }
 
 /// RFC 9990's DKIM result words.

@@ -16,7 +16,7 @@ use super::aggregate::Reporter;
 use super::mail::{self, Envelope};
 use super::recorder::unix_now;
 use super::records::Period;
-use super::store::{NewMail, Store};
+use super::store::{NewMail, Store, Subject};
 use crate::auth::ReportDestinations;
 use crate::auth::dmarc::Destination;
 use crate::config::{Config, ReportsConfig};
@@ -192,6 +192,14 @@ pub(super) fn mails_for(
     submitter: &str,
     now: i64,
 ) -> Vec<NewMail> {
+    let report_id = super::aggregate::report_id(p);
+    let about = Subject {
+        kind: "aggregate",
+        domain: &p.domain,
+        report_id: &report_id,
+        begin: p.begin,
+        end: p.end - 1,
+    };
     destinations(&p.latest.rua)
         .into_iter()
         .take(config.max_destinations)
@@ -206,22 +214,7 @@ pub(super) fn mails_for(
                     now,
                 },
             );
-            let limit = dest
-                .max_size
-                .unwrap_or(u64::MAX)
-                .min(config.max_report_size);
-            let too_large = message.len() as u64 > limit;
-            NewMail {
-                kind: "aggregate",
-                domain: p.domain.clone(),
-                report_id: super::aggregate::report_id(p),
-                begin: p.begin,
-                end: p.end - 1,
-                destination: dest.address,
-                message,
-                state: if too_large { "too-large" } else { "pending" },
-                note: too_large.then(|| format!("over {limit} bytes")),
-            }
+            NewMail::for_destination(&about, &dest, message, config.max_report_size)
         })
         .collect()
 }
@@ -243,7 +236,8 @@ fn destinations(rua: &str) -> Vec<Destination> {
         .collect()
 }
 
-fn submitter(config: &ReportsConfig) -> &str {
+/// RFC 9990's submitter: the domain of the reports' sender.
+pub(super) fn submitter(config: &ReportsConfig) -> &str {
     config
         .from
         .rsplit_once('@')

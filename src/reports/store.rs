@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::auth::dmarc::Destination;
+
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
@@ -97,6 +99,40 @@ pub struct NewMail {
     /// `pending`, or a final state when it must not be sent (`too-large`).
     pub state: &'static str,
     pub note: Option<String>,
+}
+
+/// Which report, about what, for when: what a mail is stored under.
+pub struct Subject<'a> {
+    pub kind: &'static str,
+    pub domain: &'a str,
+    pub report_id: &'a str,
+    pub begin: i64,
+    pub end: i64,
+}
+
+impl NewMail {
+    /// The mail for `dest`: `pending`, or kept as `too-large` (never sent) when it
+    /// is over the destination's `!size` or `[reports] max_report_size`.
+    pub fn for_destination(
+        about: &Subject<'_>,
+        dest: &Destination,
+        message: Vec<u8>,
+        max_report_size: u64,
+    ) -> NewMail {
+        let limit = dest.max_size.unwrap_or(u64::MAX).min(max_report_size);
+        let too_large = message.len() as u64 > limit;
+        NewMail {
+            kind: about.kind,
+            domain: about.domain.to_owned(),
+            report_id: about.report_id.to_owned(),
+            begin: about.begin,
+            end: about.end,
+            destination: dest.address.clone(),
+            message,
+            state: if too_large { "too-large" } else { "pending" },
+            note: too_large.then(|| format!("over {limit} bytes")),
+        }
+    }
 }
 
 impl Store {

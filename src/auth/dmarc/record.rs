@@ -53,32 +53,26 @@ pub struct Destination {
     pub max_size: Option<u64>,
 }
 
-impl Destination {
-    /// The address's domain, lower case.
-    pub fn domain(&self) -> String {
-        self.address
-            .rsplit_once('@')
-            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
-            .unwrap_or_default()
-    }
-}
-
 impl Record {
-    /// The tags in the order RFC 9989 lists them, for logs and reports.
-    pub fn summary(&self) -> String {
+    /// The published policy as `tag=value` pairs, `;`-separated, in the order
+    /// RFC 9989 lists them (`sp` and `np` only when published): what a report's
+    /// `policy_published` is written from.
+    pub fn tags(&self) -> String {
         let mut out = format!("p={}", self.p.as_str());
         if let Some(sp) = self.sp {
-            out.push_str(&format!(" sp={}", sp.as_str()));
+            out.push_str(&format!(";sp={}", sp.as_str()));
         }
         if let Some(np) = self.np {
-            out.push_str(&format!(" np={}", np.as_str()));
+            out.push_str(&format!(";np={}", np.as_str()));
         }
-        if self.psd != Psd::Unknown {
-            out.push_str(&format!(" psd={}", self.psd.as_str()));
-        }
-        if self.testing {
-            out.push_str(" t=y");
-        }
+        out.push_str(&format!(
+            ";adkim={};aspf={};psd={};t={};fo={}",
+            if self.adkim_strict { "s" } else { "r" },
+            if self.aspf_strict { "s" } else { "r" },
+            self.psd.as_str(),
+            if self.testing { "y" } else { "n" },
+            self.fo
+        ));
         out
     }
 }
