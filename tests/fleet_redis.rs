@@ -36,12 +36,22 @@ fn config(port: u16, cluster: &str, on_error: &str, timeout: &str) -> String {
 }
 
 fn daemons(dir: &std::path::Path, n: usize, cluster: &str, on_error: &str) -> Vec<Mailwarden> {
+    fleet_of(dir, n, |port, _| config(port, cluster, on_error, "500ms"))
+}
+
+/// `n` daemons, each in its own folder `dir/mwI` on its own port, with the
+/// config `config(port, folder)`.
+fn fleet_of(
+    dir: &std::path::Path,
+    n: usize,
+    config: impl Fn(u16, &std::path::Path) -> String,
+) -> Vec<Mailwarden> {
     (0..n)
         .map(|i| {
             let sub = dir.join(format!("mw{i}"));
             std::fs::create_dir_all(&sub).unwrap();
             let port = free_port();
-            Mailwarden::start_with_config(&sub, port, &config(port, cluster, on_error, "500ms"))
+            Mailwarden::start_with_config(&sub, port, &config(port, &sub))
         })
         .collect()
 }
@@ -348,26 +358,18 @@ fn one_host_reports_for_the_fleet() {
         )],
     );
     let mut redis = Redis::start_persistent(dir.path());
-    let configs: Vec<(Mailwarden, std::path::PathBuf)> = (0..3)
-        .map(|i| {
-            let sub = dir.path().join(format!("mw{i}"));
-            std::fs::create_dir_all(&sub).unwrap();
-            let port = free_port();
-            let text = format!(
-                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
-                 [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
-                 [inbound]\nauthserv_id = \"mx.fleet.test\"\non_dns_error = \"accept\"\n\n\
-                 [reports]\nstore = \"{}/reports.db\"\nfrom = \"dmarc@fleet.test\"\n\n\
-                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n",
-                knot.address(),
-                sub.display(),
-                redis.url()
-            );
-            let mw = Mailwarden::start_with_config(&sub, port, &text);
-            let path = mw.config_path.clone();
-            (mw, path)
-        })
-        .collect();
+    let mws = fleet_of(dir.path(), 3, |port, sub| {
+        format!(
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+             [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+             [inbound]\nauthserv_id = \"mx.fleet.test\"\non_dns_error = \"accept\"\n\n\
+             [reports]\nstore = \"{}/reports.db\"\nfrom = \"dmarc@fleet.test\"\n\n\
+             [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n",
+            knot.address(),
+            sub.display(),
+            redis.url()
+        )
+    });
     let stream_len = |redis: &Redis| {
         redis
             .cli(&["XLEN", "mailwarden:dmarc-rows"])
@@ -375,7 +377,7 @@ fn one_host_reports_for_the_fleet() {
             .parse::<u64>()
             .unwrap_or(0)
     };
-    for (i, (mw, _)) in configs.iter().enumerate() {
+    for (i, mw) in mws.iter().enumerate() {
         let got = send_from(
             &mw.addr(),
             &format!("192.0.2.{}", 10 + i),
@@ -390,11 +392,11 @@ fn one_host_reports_for_the_fleet() {
         .is_some(),
         "{} rows on the stream\n{}",
         stream_len(&redis),
-        configs[0].0.log()
+        mws[0].log()
     );
     // Redis away: host 1's rows wait in its own store, and move when it is back.
     redis.stop();
-    let got = send_from(&configs[1].0.addr(), "192.0.2.11", "x@fleet-rpt.test", 4);
+    let got = send_from(&mws[1].addr(), "192.0.2.11", "x@fleet-rpt.test", 4);
     assert_eq!(got, [Got::Accepted; 4]);
     let list = |config: &std::path::Path| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
@@ -405,12 +407,12 @@ fn one_host_reports_for_the_fleet() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(
-        common::wait_for(Duration::from_secs(5), || list(&configs[1].1)
+        common::wait_for(Duration::from_secs(5), || list(&mws[1].config_path)
             .contains("fleet-rpt.test  4 records")
             .then_some(()))
         .is_some(),
         "{}",
-        list(&configs[1].1)
+        list(&mws[1].config_path)
     );
     redis.restart();
     assert!(
@@ -431,7 +433,7 @@ fn one_host_reports_for_the_fleet() {
             .unwrap()
     };
     let out0 = dir.path().join("out0");
-    let run = report(&configs[0].1, &out0);
+    let run = report(&mws[0].config_path, &out0);
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success() && summary.contains("1 built") && summary.contains("1 written"),
@@ -453,7 +455,7 @@ fn one_host_reports_for_the_fleet() {
     assert_eq!(counts, want);
     assert_eq!(stream_len(&redis), 0);
     // Another host: the fleet's rows are reported; nothing is left to build.
-    let run = report(&configs[2].1, &dir.path().join("out2"));
+    let run = report(&mws[2].config_path, &dir.path().join("out2"));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("0 built"),
         "{}",
@@ -473,23 +475,17 @@ fn an_alert_goes_out_once_per_fleet() {
     let redis = Redis::start(dir.path());
     // Postfix only relays the alert mail to its sink here.
     let postfix = common::postfix::Postfix::start(dir.path(), "inet:127.0.0.1:1", "accept");
-    let mws: Vec<Mailwarden> = (0..2)
-        .map(|i| {
-            let sub = dir.path().join(format!("mw{i}"));
-            std::fs::create_dir_all(&sub).unwrap();
-            let port = free_port();
-            let text = format!(
-                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
-                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
-                 [alerts]\nmin_messages = 5\nwindow = \"10m\"\ncooldown = \"1h\"\n\
-                 email_to = \"security@dest.test\"\nemail_from = \"mailwarden@fleet.test\"\n\
-                 smtp_relay = \"127.0.0.1:{}\"\n",
-                redis.url(),
-                postfix.smtp_port
-            );
-            Mailwarden::start_with_config(&sub, port, &text)
-        })
-        .collect();
+    let mws = fleet_of(dir.path(), 2, |port, _| {
+        format!(
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+             [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
+             [alerts]\nmin_messages = 5\nwindow = \"10m\"\ncooldown = \"1h\"\n\
+             email_to = \"security@dest.test\"\nemail_from = \"mailwarden@fleet.test\"\n\
+             smtp_relay = \"127.0.0.1:{}\"\n",
+            redis.url(),
+            postfix.smtp_port
+        )
+    });
     for mw in &mws {
         assert_eq!(send(&mw.addr(), "burst@fleet.test", 6), [Got::Accepted; 6]);
         assert!(
@@ -507,15 +503,9 @@ fn an_alert_goes_out_once_per_fleet() {
         .is_some()
     );
     let alerts = || {
-        postfix.flush();
         postfix
-            .delivered()
-            .into_iter()
-            .filter(|d| {
-                d.header("Subject")
-                    .is_some_and(|s| s.contains("mailwarden alert: message_rate"))
-            })
-            .count()
+            .delivered_with_subject("mailwarden alert: message_rate")
+            .len()
     };
     assert!(common::wait_for(Duration::from_secs(30), || (alerts() >= 1).then_some(())).is_some());
     std::thread::sleep(Duration::from_secs(2));
@@ -533,20 +523,14 @@ fn a_burst_spread_over_the_fleet_raises_an_alert() {
     }
     let dir = shared_tempdir("mw-fleet-burst");
     let redis = Redis::start(dir.path());
-    let mws: Vec<Mailwarden> = (0..3)
-        .map(|i| {
-            let sub = dir.path().join(format!("mw{i}"));
-            std::fs::create_dir_all(&sub).unwrap();
-            let port = free_port();
-            let text = format!(
-                "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
-                 [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
-                 [alerts]\nmin_messages = 12\nwindow = \"10m\"\ncooldown = \"1h\"\n",
-                redis.url()
-            );
-            Mailwarden::start_with_config(&sub, port, &text)
-        })
-        .collect();
+    let mws = fleet_of(dir.path(), 3, |port, _| {
+        format!(
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+             [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
+             [alerts]\nmin_messages = 12\nwindow = \"10m\"\ncooldown = \"1h\"\n",
+            redis.url()
+        )
+    });
     for mw in &mws {
         assert_eq!(send(&mw.addr(), "burst@spread.test", 5), [Got::Accepted; 5]);
     }

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -216,29 +215,12 @@ fn aggregate_reports_go_through_postfix_signed_once_each_and_parsedmarc_counts_t
     );
 
     let delivered = wait_for(Duration::from_secs(30), || {
-        s.postfix.flush();
-        let found: Vec<_> = s
-            .postfix
-            .delivered()
-            .into_iter()
-            .filter(|d| {
-                d.header("Subject")
-                    .is_some_and(|v| v.starts_with("Report Domain:"))
-            })
-            .collect();
+        let found = s.postfix.delivered_with_subject("Report Domain:");
         (found.len() >= 2).then_some(found)
     })
     .expect("two report mails at the sink");
     std::thread::sleep(Duration::from_secs(1));
-    let all: Vec<_> = s
-        .postfix
-        .delivered()
-        .into_iter()
-        .filter(|d| {
-            d.header("Subject")
-                .is_some_and(|v| v.starts_with("Report Domain:"))
-        })
-        .collect();
+    let all = s.postfix.delivered_with_subject("Report Domain:");
     assert_eq!(all.len(), 2, "each report exactly once");
     let mut seen = BTreeMap::new();
     for mail in &delivered {
@@ -394,31 +376,13 @@ fn failure_reports_are_afrf_redacted_capped_and_never_for_a_psd() {
         message.as_bytes(),
     );
     let reports = wait_for(Duration::from_secs(40), || {
-        s.postfix.flush();
-        let found: Vec<_> = s
-            .postfix
-            .delivered()
-            .into_iter()
-            .filter(|d| {
-                d.header("Subject")
-                    .is_some_and(|v| v.starts_with("DMARC failure report"))
-            })
-            .collect();
+        let found = s.postfix.delivered_with_subject("DMARC failure report");
         (found.len() >= 2).then_some(found)
     })
     .unwrap_or_else(|| panic!("no failure reports at the sink\n{}", s.mw.log()));
     // The cap (2 per hour) held, and the PSD got nothing.
     std::thread::sleep(Duration::from_secs(12));
-    s.postfix.flush();
-    let all: Vec<_> = s
-        .postfix
-        .delivered()
-        .into_iter()
-        .filter(|d| {
-            d.header("Subject")
-                .is_some_and(|v| v.contains("failure report"))
-        })
-        .collect();
+    let all = s.postfix.delivered_with_subject("failure report");
     assert_eq!(all.len(), 2, "{all:?}");
     for report in &reports {
         assert_eq!(report.header("To").unwrap().trim(), "forensic@fail-a.test");
@@ -465,19 +429,5 @@ for part in m.walk():
         out["headers_part"] = part.get_payload() if isinstance(part.get_payload(), str) else str(part.get_payload()[0])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    common::python_json("Python's email package", script, &[], raw)
 }

@@ -1,8 +1,6 @@
 //! dkimpy (a DKIM verifier we did not write) over a message, resolving keys
 //! through our private knot.
 
-use std::process::Command;
-
 /// Verifies every DKIM-Signature of `raw` with dkimpy, resolving keys through knot.
 /// Returns one (d, s, a, verified) per signature, top to bottom.
 pub fn verify(raw: &[u8], dns_port: u16) -> Vec<(String, String, String, bool)> {
@@ -33,22 +31,6 @@ for i, (name, value) in enumerate(sigs):
     out.append([tags[b"d"].decode(), tags[b"s"].decode(), tags[b"a"].decode(), bool(ok)])
 print(json.dumps(out))
 "#;
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &dns_port.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dkimpy failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<(String, String, String, bool)> =
-        serde_json::from_slice(&out.stdout).expect("dkimpy JSON");
-    v
+    let v = super::python_json("dkimpy", script, &[&dns_port.to_string()], raw);
+    serde_json::from_value(v).expect("dkimpy results")
 }

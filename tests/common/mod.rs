@@ -107,9 +107,18 @@ print(json.dumps({"authserv_id": r.authserv_id, "results": [
      "props": {p.type + "." + p.name: p.value for p in x.properties}}
     for x in r.results]}))
 "#;
+    python_json("authres", script, &[], header_value.as_bytes())
+}
+
+/// Runs a Python `script` (with `args` after it) on `stdin` and parses what it
+/// prints as JSON: how the tests ask tools we did not write (authres, dkimpy,
+/// parsedmarc, Python's email package). A failing script fails the test, with
+/// its error and its input.
+pub fn python_json(tool: &str, script: &str, args: &[&str], stdin: &[u8]) -> serde_json::Value {
     use std::io::Write;
     let mut child = std::process::Command::new("python3")
         .args(["-c", script])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -119,15 +128,16 @@ print(json.dumps({"authserv_id": r.authserv_id, "results": [
         .stdin
         .take()
         .expect("stdin")
-        .write_all(header_value.as_bytes())
-        .expect("write header");
-    let out = child.wait_with_output().expect("python3 authres");
+        .write_all(stdin)
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3");
     assert!(
         out.status.success(),
-        "authres could not parse {header_value:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "{tool} failed: {}\ninput: {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&stdin[..stdin.len().min(4000)])
     );
-    serde_json::from_slice(&out.stdout).expect("authres JSON")
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{tool} JSON: {e}"))
 }
 
 /// Runs `mailwarden scan --json -c CONFIG` on `message` as if `ip` (saying `helo`)

@@ -1,8 +1,6 @@
 //! parsedmarc (a DMARC report parser we did not write) reading a report mail.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 /// parsedmarc's reading of the report attached to `raw`: (source IP, disposition)
 /// → count, and the policy domain.
@@ -18,22 +16,7 @@ print(json.dumps({
     "records": [[x["source"]["ip_address"], x["policy_evaluated"]["disposition"], x["count"]] for x in r["records"]],
 }))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "parsedmarc failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(raw)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = super::python_json("parsedmarc", script, &[], raw);
     let mut counts = BTreeMap::new();
     for r in v["records"].as_array().unwrap() {
         let key = (

@@ -253,6 +253,16 @@ smtputf8_enable = yes
             .collect()
     }
 
+    /// The delivered messages whose Subject contains `needle`, oldest first,
+    /// after asking Postfix to deliver what it holds.
+    pub fn delivered_with_subject(&self, needle: &str) -> Vec<Delivered> {
+        self.flush();
+        self.delivered()
+            .into_iter()
+            .filter(|d| d.header("Subject").is_some_and(|v| v.contains(needle)))
+            .collect()
+    }
+
     /// Waits for the delivered message whose headers mention `needle` (e.g. a
     /// Message-ID), flushing the queue so Postfix does not wait for its next run.
     pub fn wait_delivered(&self, needle: &str) -> Delivered {
