@@ -28,35 +28,10 @@ base=$(printf '[server]\nlisten = ["inet:127.0.0.1:%s"]\n[dns]\nnameservers = ["
 printf '%s\n%s\n' "$base" "$rules" >"$work/memory.toml"
 printf '%s\n[cluster]\nredis = "redis://127.0.0.1:%s/"\non_redis_error = { rate_limits = "tempfail" }\n%s\n' "$base" "$redis_port" "$rules" >"$work/redis.toml"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-declare -A rates p99s
+. scripts/lib/ab-load.sh
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-run() {
-    local mode=$1 out redis_before
-    redis_before=$(cpu "$redis_pid")
-    ./target/release/mailwarden serve -c "$work/$mode.toml" 2>>"$work/$mode.log" &
-    local mw=$!
-    pids+=($mw)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections 64 \
-        --per-connection 20 --duration "${DURATION:-10}" --corpus "$work/corpus" \
-        --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test)
-    kill -TERM "$mw"
-    wait "$mw" 2>/dev/null || true
-    local rate p99
-    rate=$(awk '/^throughput/ {print $2}' <<<"$out")
-    p99=$(awk '/^latency ms/ {print $8}' <<<"$out")
-    echo "limits in $mode: $rate messages/s, p99 $p99 ms, redis-server CPU $(awk -v a="$(cpu "$redis_pid")" -v b="$redis_before" 'BEGIN{printf "%.1f", a - b}') s"
-    rates[$mode]+="$rate "
-    p99s[$mode]+="$p99 "
-}
-for _ in $(seq "${ROUNDS:-3}"); do
-    run memory
-    run redis
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for mode in memory redis; do
-    echo "median, limits in $mode: $(median <<<"${rates[$mode]}") messages/s, p99 $(median <<<"${p99s[$mode]}") ms"
-done
+ab_before() { redis_before=$(cpu "$redis_pid"); }
+ab_after() { echo ", redis-server CPU $(awk -v a="$(cpu "$redis_pid")" -v b="$redis_before" 'BEGIN{printf "%.1f", a - b}') s"; }
+ab_compare "limits in" memory redis
 echo "redis: $(grep -c 'rate limits not counted in Redis' "$work/redis.log" || true) messages fell back; \
 $(grep -o 'verdict="[a-z]*"' "$work/redis.log" | sort | uniq -c | tr '\n' ' ')"
