@@ -59,11 +59,16 @@ fn fleet_of(
 /// Sends `n` messages from `sender` to the daemon at `addr` (a trusted client,
 /// so no DNS is asked), one at a time, and says what each got.
 fn send(addr: &str, sender: &str, n: usize) -> Vec<Got> {
-    send_from(addr, "127.0.0.1", sender, n)
+    send_as(addr, "127.0.0.1", sender, None, n)
 }
 
 /// The same from client `ip` (outside trusted_networks: inbound, verified).
 fn send_from(addr: &str, ip: &str, sender: &str, n: usize) -> Vec<Got> {
+    send_as(addr, ip, sender, None, n)
+}
+
+/// From client `ip`, SMTP-authenticated as `auth_user` when given.
+fn send_as(addr: &str, ip: &str, sender: &str, auth_user: Option<&str>, n: usize) -> Vec<Got> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,6 +82,9 @@ fn send_from(addr: &str, ip: &str, sender: &str, n: usize) -> Vec<Got> {
                 .await
                 .expect("milter session")
                 .with_reply_timeout(Duration::from_secs(30));
+            if let Some(user) = auth_user {
+                mta.macros(b'M', &[("auth_authen", user), ("auth_type", "PLAIN")]);
+            }
             mta.mail(&format!("<{sender}>"), &[]).await.expect("mail");
             mta.rcpt("<bob@dest.test>").await.expect("rcpt");
             mta.data().await.expect("data");
@@ -262,6 +270,71 @@ fn a_slow_redis_costs_at_most_the_timeout() {
         took < Duration::from_secs(2),
         "3 messages took {took:?} against a 3 s sleep"
     );
+}
+
+/// While Redis sleeps, a message no limit counts (here: not authenticated,
+/// the only limit is per account) does not wait behind the ones that do: the
+/// shared multiplexed connection holds up no one but its own callers.
+#[test]
+fn a_slow_redis_holds_up_only_the_messages_it_counts() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-slow-others");
+    let redis = Redis::start(dir.path());
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+         [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"100ms\"\nattempts = 1\n\n\
+         [cluster]\nredis = \"{}\"\ntimeout = \"2s\"\n\
+         on_redis_error = {{ rate_limits = \"tempfail\" }}\n\n\
+         [[rate_limits]]\nname = \"per-account\"\nkey = \"auth_user\"\nrate = \"100/minute\"\n\n\
+         [[rules]]\nname = \"limit\"\nwhen = {{ rate_limit = \"per-account\" }}\n\
+         then = {{ action = \"reject\", text = \"5.7.1 too many\" }}\n",
+        redis.url()
+    );
+    let mw = Mailwarden::start_with_config(dir.path(), port, &config);
+    let addr = mw.addr();
+    assert_eq!(
+        send_as(&addr, "127.0.0.1", "app@fleet.test", Some("app"), 1),
+        [Got::Accepted]
+    );
+    let redis_port = redis.port;
+    let sleeper = std::thread::spawn(move || {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-p", &redis_port.to_string(), "DEBUG", "SLEEP", "4"])
+            .output();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Two counted messages wait the 2 s time-out, then get the tempfail.
+    let counted: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                send_as(&addr, "127.0.0.1", "app@fleet.test", Some("app"), 1)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // Meanwhile 4 × 10 messages no limit counts all pass, well before the
+    // time-out.
+    let start = Instant::now();
+    let others: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || send(&addr, "user@fleet.test", 10))
+        })
+        .collect();
+    let others: Vec<Got> = others.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let took = start.elapsed();
+    let counted: Vec<Got> = counted.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    sleeper.join().unwrap();
+    assert_eq!(others, [Got::Accepted; 40], "{}", mw.log());
+    assert!(
+        took < Duration::from_millis(1_500),
+        "40 uncounted messages took {took:?} while Redis slept"
+    );
+    assert_eq!(counted, [Got::Tempfailed; 2], "{}", mw.log());
 }
 
 /// The password comes from `password_file`, which the secret rules apply to:
@@ -560,4 +633,43 @@ fn a_burst_spread_over_the_fleet_raises_an_alert() {
         "{}",
         mws[0].log()
     );
+}
+
+/// The global windows are the fleet's too: three hosts each reject fewer
+/// messages than `alerts.rejects`, the fleet more, and the rejects alert fires.
+#[test]
+fn rejects_spread_over_the_fleet_raise_the_rejects_alert() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-rejects");
+    let redis = Redis::start(dir.path());
+    let mws = fleet_of(dir.path(), 3, |port, _| {
+        format!(
+            "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
+             [cluster]\nredis = \"{}\"\ntimeout = \"500ms\"\n\n\
+             [alerts]\nmin_messages = 1000\nrejects = 8\nwindow = \"10m\"\ncooldown = \"1h\"\n\n\
+             [[rules]]\nname = \"no-spam\"\nwhen = {{ sender_domain = \"spam.test\" }}\n\
+             then = {{ action = \"reject\", text = \"5.7.1 no\" }}\n",
+            redis.url()
+        )
+    });
+    for mw in &mws {
+        assert_eq!(send(&mw.addr(), "x@spam.test", 3), [Got::Rejected; 3]);
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    let alerted = || mws.iter().filter(|m| m.log().contains("anomaly")).count();
+    assert_eq!(alerted(), 0, "each host alone is under 8");
+    // Host 0's next exchange with Redis brings back the fleet's 9.
+    assert_eq!(send(&mws[0].addr(), "x@spam.test", 1), [Got::Rejected]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(send(&mws[0].addr(), "x@spam.test", 1), [Got::Rejected]);
+    assert!(
+        mws[0].wait_for_log("anomaly", 1, Duration::from_secs(5)),
+        "{}",
+        mws[0].log()
+    );
+    let log = mws[0].log();
+    let anomaly = log.lines().find(|l| l.contains("anomaly")).unwrap_or("");
+    assert!(anomaly.contains("rejects"), "{anomaly}");
 }

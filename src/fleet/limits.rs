@@ -68,28 +68,20 @@ impl Fleet {
     }
 
     async fn run_script(&self, checks: &[LimitCheck]) -> Result<Vec<bool>, String> {
-        let call = |name: &str, first: &str| {
-            let mut cmd = redis::cmd(name);
-            cmd.arg(first).arg(checks.len());
-            for c in checks {
-                cmd.arg(format!(
-                    "{}:rl:{{{}:{}}}",
-                    self.config.prefix, c.limit, c.key
-                ));
-            }
-            for c in checks {
-                cmd.arg(c.window.millis)
-                    .arg(c.window.count)
-                    .arg(self.member());
-            }
-            cmd
-        };
-        let admitted: Vec<i64> = self
-            .query(
-                &call("EVALSHA", SCRIPT.get_hash()),
-                Some(&call("EVAL", SLIDING_WINDOW)),
-            )
-            .await?;
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(SCRIPT.get_hash()).arg(checks.len());
+        for c in checks {
+            cmd.arg(format!(
+                "{}:rl:{{{}:{}}}",
+                self.config.prefix, c.limit, c.key
+            ));
+        }
+        for c in checks {
+            cmd.arg(c.window.millis)
+                .arg(c.window.count)
+                .arg(self.member());
+        }
+        let admitted: Vec<i64> = self.query(&cmd, Some(SLIDING_WINDOW)).await?;
         if admitted.len() != checks.len() {
             return Err(format!(
                 "the script answered {} of {} windows",

@@ -96,30 +96,35 @@ impl Fleet {
         }
     }
 
-    /// Runs `cmd` with the time-out; records latency, errors and health. A
-    /// script Redis does not know yet (`NOSCRIPT`, after a restart) is sent
-    /// whole once as `retry`, within the same time-out.
+    /// Runs `cmd` with the time-out; records latency, errors and health. When
+    /// `cmd` is an `EVALSHA` of `script` and Redis does not know the script yet
+    /// (`NOSCRIPT`, after a restart), the script is loaded and `cmd` sent again,
+    /// within the same time-out.
     async fn query<T: redis::FromRedisValue>(
         &self,
         cmd: &redis::Cmd,
-        retry: Option<&redis::Cmd>,
+        script: Option<&str>,
     ) -> Result<T, String> {
         let start = Instant::now();
         let result = tokio::time::timeout(self.config.timeout, async {
             let conn = self.conn.get_or_try_init(|| self.connect()).await?;
             let run = async |cmd: &redis::Cmd| match conn {
-                Conn::Single(c) => cmd.query_async::<T>(&mut c.clone()).await,
-                Conn::Cluster(c) => cmd.query_async::<T>(&mut c.clone()).await,
+                Conn::Single(c) => cmd.query_async::<redis::Value>(&mut c.clone()).await,
+                Conn::Cluster(c) => cmd.query_async::<redis::Value>(&mut c.clone()).await,
             };
-            match (run(cmd).await, retry) {
-                (Err(e), Some(retry))
+            let value = match (run(cmd).await, script) {
+                (Err(e), Some(script))
                     if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
                 {
-                    run(retry).await
+                    match run(redis::cmd("SCRIPT").arg("LOAD").arg(script)).await {
+                        Ok(_) => run(cmd).await,
+                        Err(e) => Err(e),
+                    }
                 }
                 (result, _) => result,
             }
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+            T::from_redis_value(value).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.config.timeout)));

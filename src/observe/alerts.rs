@@ -199,32 +199,52 @@ impl Detector {
             }
         }
         let window = c.window;
-        let global = |w: &mut Window, hit: bool, limit: u32| {
+        // Fleet mode: a global window counts the fleet's events (this host's
+        // own while Redis does not answer).
+        let fleet_count = |name: &str, hit: bool, own: u64| match &self.fleet {
+            Some(fleet) => {
+                if hit {
+                    fleet.note(name);
+                }
+                own.max(fleet.view(name).0)
+            }
+            None => own,
+        };
+        let global = |w: &mut Window, name: &str, hit: bool, limit: u32| {
             let w = roll(w, now, window);
             if hit {
                 w.count += 1;
-                if w.count >= u64::from(limit) {
-                    return Some((w.count, f64::from(limit)));
+                let count = fleet_count(name, true, w.count);
+                if count >= u64::from(limit) {
+                    return Some((count, f64::from(limit)));
                 }
             }
             None
         };
-        if let Some((n, t)) = global(&mut state.viruses, o.virus, c.viruses) {
+        if let Some((n, t)) = global(&mut state.viruses, "global:viruses", o.virus, c.viruses) {
             alerts.push(self.alert("viruses", "all mail".into(), n, t, now));
         }
-        if let Some((n, t)) = global(&mut state.rejects, o.rejected, c.rejects) {
+        if let Some((n, t)) = global(&mut state.rejects, "global:rejects", o.rejected, c.rejects) {
             alerts.push(self.alert("rejects", "all mail".into(), n, t, now));
         }
-        if let Some((n, t)) = global(&mut state.errors, o.error, c.errors) {
+        if let Some((n, t)) = global(&mut state.errors, "global:errors", o.error, c.errors) {
             alerts.push(self.alert("clamd_or_dns_errors", "all mail".into(), n, t, now));
         }
         if o.inbound {
             let w = roll(&mut state.dmarc, now, c.window);
             w.count += 1;
             w.fails += u64::from(o.auth_fail);
-            let share = w.fails as f64 / w.count as f64;
-            if w.count >= u64::from(c.min_messages) && share >= c.auth_fail_share {
-                let (n, t) = (w.fails, c.auth_fail_share * w.count as f64);
+            let inbound = fleet_count("global:inbound", true, w.count);
+            let fails = fleet_count("global:auth_fail", o.auth_fail, w.fails);
+            // The fleet's share once the fleet has seen more than this host.
+            let (count, fails) = if inbound > w.count {
+                (inbound, fails)
+            } else {
+                (w.count, w.fails)
+            };
+            let share = fails as f64 / count as f64;
+            if count >= u64::from(c.min_messages) && share >= c.auth_fail_share {
+                let (n, t) = (fails, c.auth_fail_share * count as f64);
                 alerts.push(self.alert("auth_failures", "inbound mail".into(), n, t, now));
             }
         }
