@@ -272,6 +272,80 @@ fn a_slow_redis_costs_at_most_the_timeout() {
     );
 }
 
+/// `rediss://`: a Redis that speaks TLS only, its certificate from a private
+/// CA. With `ca_file` naming that CA the limit is counted there; without it the
+/// certificate is not trusted, nothing is counted in Redis, and the fallback
+/// (tempfail here) applies.
+#[test]
+fn rediss_with_a_private_ca() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-tls");
+    let d = dir.path();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fleet test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "redis.fleet.test");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(d.join("redis.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("redis.key"), key.serialize_pem()).unwrap();
+    let redis = Redis::start_tls(
+        d,
+        &d.join("redis.pem"),
+        &d.join("redis.key"),
+        &d.join("ca.pem"),
+    );
+    let url = format!("rediss://127.0.0.1:{}/", redis.port);
+    let tls_config = |port: u16, ca: &str| {
+        config(
+            port,
+            &format!("redis = \"{url}\"\n{ca}"),
+            "tempfail",
+            "500ms",
+        )
+        .replace("100/minute", "3/minute")
+    };
+    let trusting = fleet_of(d, 1, |port, _| {
+        tls_config(
+            port,
+            &format!("ca_file = \"{}\"", d.join("ca.pem").display()),
+        )
+    });
+    assert_eq!(
+        send(&trusting[0].addr(), "t@fleet.test", 4),
+        [Got::Accepted, Got::Accepted, Got::Accepted, Got::Rejected],
+        "{}",
+        trusting[0].log()
+    );
+    assert_eq!(redis.cli(&["KEYS", "mailwarden:rl:*"]).lines().count(), 1);
+    let untrusting = fleet_of(&d.join("untrusting"), 1, |port, _| tls_config(port, ""));
+    assert_eq!(
+        send(&untrusting[0].addr(), "u@fleet.test", 1),
+        [Got::Tempfailed],
+        "{}",
+        untrusting[0].log()
+    );
+    assert!(
+        untrusting[0].wait_for_log(
+            "rate limits not counted in Redis",
+            1,
+            Duration::from_secs(5)
+        ),
+        "{}",
+        untrusting[0].log()
+    );
+}
+
 /// While Redis sleeps, a message no limit counts (here: not authenticated,
 /// the only limit is per account) does not wait behind the ones that do: the
 /// shared multiplexed connection holds up no one but its own callers.
@@ -327,7 +401,10 @@ fn a_slow_redis_holds_up_only_the_messages_it_counts() {
         .collect();
     let others: Vec<Got> = others.into_iter().flat_map(|h| h.join().unwrap()).collect();
     let took = start.elapsed();
-    let counted: Vec<Got> = counted.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let counted: Vec<Got> = counted
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     sleeper.join().unwrap();
     assert_eq!(others, [Got::Accepted; 40], "{}", mw.log());
     assert!(
@@ -413,8 +490,9 @@ fn a_reload_keeps_the_counts() {
 
 /// DMARC report rows in fleet mode: each host moves its rows to the fleet's
 /// stream (keeping them while Redis is away, here stopped and restarted with its
-/// append-only file), and `reports send` on one host reports every host's
-/// messages, once; a second host then has nothing to send.
+/// append-only file), and `reports send` on one host (one retired while Redis
+/// was away, its rows left in its store) reports every host's messages, once;
+/// another host then has nothing to send.
 #[test]
 fn one_host_reports_for_the_fleet() {
     if !redis_present() || !require("knotd", "knot") {
@@ -431,7 +509,7 @@ fn one_host_reports_for_the_fleet() {
         )],
     );
     let mut redis = Redis::start_persistent(dir.path());
-    let mws = fleet_of(dir.path(), 3, |port, sub| {
+    let mut mws = fleet_of(dir.path(), 3, |port, sub| {
         format!(
             "[server]\nlisten = [\"inet:127.0.0.1:{port}\"]\n\n\
              [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
@@ -468,9 +546,17 @@ fn one_host_reports_for_the_fleet() {
         mws[0].log()
     );
     // Redis away: host 1's rows wait in its own store, and move when it is back.
+    // Host 2 is retired meanwhile: its daemon stops with 3 rows in its store.
     redis.stop();
     let got = send_from(&mws[1].addr(), "192.0.2.11", "x@fleet-rpt.test", 4);
     assert_eq!(got, [Got::Accepted; 4]);
+    let got = send_from(&mws[2].addr(), "192.0.2.12", "x@fleet-rpt.test", 3);
+    assert_eq!(got, [Got::Accepted; 3]);
+    assert!(
+        mws[2].stop().is_some_and(|s| s.success()),
+        "{}",
+        mws[2].log()
+    );
     let list = |config: &std::path::Path| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
             .args(["reports", "list", "-c"])
@@ -505,11 +591,16 @@ fn one_host_reports_for_the_fleet() {
             .output()
             .unwrap()
     };
+    // The retired host reports: its own 3 rows go to the stream first.
     let out0 = dir.path().join("out0");
-    let run = report(&mws[0].config_path, &out0);
+    let run = report(&mws[2].config_path, &out0);
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
+    let notes = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(
-        run.status.success() && summary.contains("1 built") && summary.contains("1 written"),
+        run.status.success()
+            && notes.contains("3 of this host's rows moved")
+            && summary.contains("1 built")
+            && summary.contains("1 written"),
         "{summary}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
@@ -522,13 +613,13 @@ fn one_host_reports_for_the_fleet() {
     let (domain, counts, _) = common::parsedmarc::read(&std::fs::read(&file).unwrap());
     assert_eq!(domain, "fleet-rpt.test");
     let mut want = std::collections::BTreeMap::new();
-    for (ip, n) in [("192.0.2.10", 5), ("192.0.2.11", 9), ("192.0.2.12", 5)] {
+    for (ip, n) in [("192.0.2.10", 5), ("192.0.2.11", 9), ("192.0.2.12", 8)] {
         want.insert((ip.to_owned(), "none".to_owned()), n);
     }
     assert_eq!(counts, want);
     assert_eq!(stream_len(&redis), 0);
     // Another host: the fleet's rows are reported; nothing is left to build.
-    let run = report(&mws[2].config_path, &dir.path().join("out2"));
+    let run = report(&mws[0].config_path, &dir.path().join("out2"));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("0 built"),
         "{}",

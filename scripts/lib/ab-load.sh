@@ -1,5 +1,5 @@
 # Sourced by perf-reports.sh and perf-fleet.sh: the full inbound-auth load
-# (mailwarden-load, 64 connections, the auth fixture's corpus) against the daemon
+# (mailwarden-load, CONNECTIONS (default 64) connections, the auth fixture's corpus) against the daemon
 # run on $work/MODE.toml, alternating two modes for ROUNDS (default 3) rounds,
 # then the medians. The caller owns $work, $port and pids; it may define
 # ab_before MODE and ab_after MODE (whose output ends that run's line).
@@ -14,7 +14,7 @@ ab_run() {
     mw=$!
     pids+=($mw)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections 64 \
+    out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections "${CONNECTIONS:-64}" \
         --per-connection 20 --duration "${DURATION:-10}" --corpus "$work/corpus" \
         --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test)
     kill -TERM "$mw"

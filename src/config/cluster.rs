@@ -18,6 +18,7 @@ pub(super) struct RawCluster {
     redis: S<String>,
     nodes: S<Vec<Spanned<String>>>,
     password_file: S<String>,
+    ca_file: S<String>,
     timeout: S<String>,
     prefix: S<String>,
     on_redis_error: Option<RawOnRedisError>,
@@ -87,6 +88,7 @@ pub(super) fn check_cluster(
     ClusterConfig {
         servers,
         password_file: raw.password_file.map(|p| dir.join(p.get_ref())),
+        ca_file: raw.ca_file.map(|p| dir.join(p.get_ref())),
         timeout: c.duration(raw.timeout, "cluster.timeout", Duration::from_millis(50)),
         prefix: c.value(raw.prefix, "cluster.prefix", "mailwarden".into(), |t| {
             if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}') {
@@ -112,6 +114,20 @@ pub(super) fn check_cluster(
 }
 
 impl ClusterConfig {
+    /// `rediss://`: the CA certificates of `ca_file` (checked to hold at least
+    /// one PEM certificate), for the redis crate.
+    pub fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, String> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        crate::tls::root_store(path).map_err(|e| format!("cluster.ca_file {e}"))?;
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        }))
+    }
+
     /// The password, read from `password_file` (refused when others may read it).
     pub fn password(&self) -> Result<Option<String>, String> {
         match &self.password_file {

@@ -46,6 +46,8 @@ pub struct Config {
 pub struct ClusterConfig {
     pub servers: RedisServers,
     pub password_file: Option<PathBuf>,
+    /// `rediss://`: the CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// The longest any one Redis call may take.
     pub timeout: Duration,
     /// The first part of every key.

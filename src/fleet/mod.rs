@@ -42,6 +42,7 @@ impl Fleet {
     /// first use, so a daemon starts while Redis is away.
     pub fn new(config: &ClusterConfig) -> Result<Arc<Fleet>, String> {
         config.password()?;
+        config.tls_certificates()?;
         Ok(Arc::new(Fleet {
             config: config.clone(),
             conn: OnceCell::new(),
@@ -69,7 +70,11 @@ impl Fleet {
                     let settings = info.redis_settings().clone().set_password(p);
                     info = info.set_redis_settings(settings);
                 }
-                let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+                let client = match self.config.tls_certificates()? {
+                    Some(certs) => redis::Client::build_with_tls(info, certs),
+                    None => redis::Client::open(info),
+                }
+                .map_err(|e| e.to_string())?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(Duration::from_secs(1)))
                     .set_response_timeout(Some(timeout))
@@ -85,6 +90,9 @@ impl Fleet {
                     .retries(1);
                 if let Some(p) = password {
                     builder = builder.password(p);
+                }
+                if let Some(certs) = self.config.tls_certificates()? {
+                    builder = builder.certs(certs);
                 }
                 let client = builder.build().map_err(|e| e.to_string())?;
                 tokio::time::timeout(Duration::from_secs(2), client.get_async_connection())

@@ -33,11 +33,6 @@ impl Fleet {
         format!("{}:dmarc-rows", self.config.prefix)
     }
 
-    /// This host's unique id on the stream (host name and process).
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
     /// Appends rows to the stream, all in one call.
     pub async fn stream_add(&self, rows: &[StreamRow]) -> Result<(), String> {
         if rows.is_empty() {

@@ -8,6 +8,7 @@
 //! journald until a full mebibyte of lines is waiting. No line is dropped: past that,
 //! the session writes the backlog itself, in order.
 
+mod alert_sinks;
 pub mod alerts;
 mod fields;
 pub mod fleet_counts;

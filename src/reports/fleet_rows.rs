@@ -63,7 +63,7 @@ pub(crate) async fn forward(store: &mut Store, fleet: &Fleet) -> Result<usize, S
     let entries: Vec<StreamRow> = rows
         .iter()
         .map(|(id, row)| StreamRow {
-            uid: format!("{}:{id}", fleet.origin()),
+            uid: format!("{}:{id}", store.origin),
             t: row.t,
             key: row.key(),
         })
@@ -72,6 +72,17 @@ pub(crate) async fn forward(store: &mut Store, fleet: &Fleet) -> Result<usize, S
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     store.forget(&ids)?;
     Ok(ids.len())
+}
+
+/// Moves all of this host's rows to the stream; returns how many.
+pub(crate) async fn forward_all(store: &mut Store, fleet: &Fleet) -> Result<usize, String> {
+    let mut moved = 0;
+    loop {
+        match forward(store, fleet).await? {
+            0 => return Ok(moved),
+            n => moved += n,
+        }
+    }
 }
 
 /// Reads the whole stream into `store`; returns how many rows were new.

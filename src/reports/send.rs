@@ -87,8 +87,20 @@ async fn fleet_rows_in(
         return Err("another host holds the fleet's report lock (it is sending reports)".into());
     }
     store.fleet_only = true;
-    match super::fleet_rows::pull(store, &fleet).await {
-        Ok(n) => {
+    // This host's own rows first: those its daemon could not move (Redis was
+    // away when it stopped for good) are reported too.
+    let moved = async {
+        let moved = super::fleet_rows::forward_all(store, &fleet).await?;
+        let pulled = super::fleet_rows::pull(store, &fleet).await?;
+        Ok::<_, String>((moved, pulled))
+    };
+    match moved.await {
+        Ok((moved, n)) => {
+            if moved > 0 {
+                summary.notes.push(format!(
+                    "{moved} of this host's rows moved to the fleet's stream"
+                ));
+            }
             summary
                 .notes
                 .push(format!("{n} rows from the fleet's stream"));

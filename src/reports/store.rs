@@ -71,6 +71,10 @@ pub struct Store {
     /// only; this host's own rows get there through its daemon's writer (so a
     /// row being moved while a report is built is never counted twice).
     pub(super) fleet_only: bool,
+    /// This store's name in the fleet (host and path): with a row's id, the
+    /// row's unique id on the fleet's stream, the same whichever process of
+    /// this host moves it there.
+    pub(super) origin: String,
 }
 
 /// One report mail to one destination, as stored.
@@ -146,6 +150,13 @@ impl Store {
             db,
             tuples: (std::collections::HashMap::new(), -1),
             fleet_only: false,
+            origin: format!(
+                "{}:{}",
+                crate::config::host_name(),
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.to_owned())
+                    .display()
+            ),
         })
     }
 

@@ -14,6 +14,8 @@ pub struct Redis {
     password: Option<String>,
     /// `appendonly yes`: what it holds survives a restart.
     persistent: bool,
+    /// TLS only (`rediss://`): the server's certificate, key and CA files.
+    tls: Option<[PathBuf; 3]>,
     child: Option<Child>,
 }
 
@@ -37,6 +39,25 @@ impl Redis {
         Self::start_node(dir, false, Some(password.to_owned()))
     }
 
+    /// One server that speaks TLS only, with this certificate and key (PEM);
+    /// `ca` is what redis-cli trusts.
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Redis {
+        let port = free_port();
+        let dir = dir.join(format!("redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut r = Redis {
+            port,
+            dir,
+            cluster: false,
+            password: None,
+            persistent: false,
+            tls: Some([cert.to_owned(), key.to_owned(), ca.to_owned()]),
+            child: None,
+        };
+        r.run();
+        r
+    }
+
     fn start_node(dir: &Path, cluster: bool, password: Option<String>) -> Redis {
         let port = free_port();
         let dir = dir.join(format!("redis-{port}"));
@@ -47,6 +68,7 @@ impl Redis {
             cluster,
             password,
             persistent: false,
+            tls: None,
             child: None,
         };
         r.run();
@@ -61,10 +83,22 @@ impl Redis {
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let Some([cert, key, ca]) = &self.tls {
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]);
         }
         if self.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
@@ -74,7 +108,12 @@ impl Redis {
         let up = wait_for(Duration::from_secs(10), || {
             (self.cli(&["PING"]).trim() == "PONG").then_some(())
         });
-        assert!(up.is_some(), "redis-server on {} did not answer", self.port);
+        assert!(
+            up.is_some(),
+            "redis-server on {} did not answer: {}",
+            self.port,
+            std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+        );
     }
 
     pub fn url(&self) -> String {
@@ -87,6 +126,9 @@ impl Redis {
         cmd.args(["-p", &self.port.to_string()]);
         if let Some(p) = &self.password {
             cmd.args(["-a", p, "--no-auth-warning"]);
+        }
+        if let Some([_, _, ca]) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(ca);
         }
         let out = cmd.args(args).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
