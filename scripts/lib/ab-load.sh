@@ -17,12 +17,13 @@ ab_run() {
     out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections "${CONNECTIONS:-64}" \
         --per-connection 20 --duration "${DURATION:-10}" --corpus "$work/corpus" \
         --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test)
+    mw_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$mw/stat")
     kill -TERM "$mw"
     wait "$mw" 2>/dev/null || true
     rate=$(awk '/^throughput/ {print $2}' <<<"$out")
     p99=$(awk '/^latency ms/ {print $8}' <<<"$out")
     if declare -F ab_after >/dev/null; then extra=$(ab_after "$mode"); fi
-    echo "$label $mode: $rate messages/s, p99 $p99 ms$extra"
+    echo "$label $mode: $rate messages/s, p99 $p99 ms, mailwarden CPU $mw_cpu s$extra"
     ab_rates[$mode]+="$rate "
     ab_p99s[$mode]+="$p99 "
 }
