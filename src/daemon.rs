@@ -24,6 +24,8 @@ use crate::systemd;
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     pub config_path: Option<PathBuf>,
+    /// Why that file (see `config::locate`), for the first log line.
+    pub config_from: &'static str,
     /// Replaces `server.listen` when not empty.
     pub listen: Vec<ListenAddr>,
     /// Replaces `log.format` when given.
@@ -110,6 +112,7 @@ fn service(
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let config = options.load().map_err(|e| e.to_string())?;
     let log = observe::init(config.log.format, &config.log.level);
+    observe::metrics::metrics().config_loaded_now();
     // Handlers first: a SIGHUP that arrived before them would kill the process.
     let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
@@ -118,12 +121,14 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     match &config.source {
         Some(path) => info!(
             version = env!("CARGO_PKG_VERSION"),
-            "mailwarden starting with configuration {}",
-            path.display()
+            "mailwarden starting with configuration {} (from {})",
+            path.display(),
+            options.config_from
         ),
         None => info!(
             version = env!("CARGO_PKG_VERSION"),
-            "mailwarden starting on built-in defaults (no -c given): listen {}, system DNS",
+            "mailwarden starting on built-in defaults (no -c, no MAILWARDEN_CONFIG, no {}): listen {}, system DNS",
+            config::DEFAULT_PATH,
             config
                 .server
                 .listen
@@ -265,6 +270,10 @@ fn reload(
             for e in &errors {
                 error!("reload refused, keeping the running configuration: {e}");
             }
+            observe::metrics::metrics()
+                .config_reloads
+                .get_or_create(&observe::metrics::ResultLabels { result: "failure" })
+                .inc();
         }
         Ok((new, service)) => {
             for key in config::needs_restart(running, &new) {
@@ -277,6 +286,11 @@ fn reload(
                 warn!("log.level not applied: {e}");
             }
             services.send_replace(service);
+            let m = observe::metrics::metrics();
+            m.config_reloads
+                .get_or_create(&observe::metrics::ResultLabels { result: "success" })
+                .inc();
+            m.config_loaded_now();
             info!(
                 source = new
                     .source

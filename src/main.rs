@@ -133,7 +133,7 @@ fn reports(command: ReportsCommand) -> ExitCode {
     let path = match &command {
         ReportsCommand::Send { config, .. } | ReportsCommand::List { config, .. } => config.clone(),
     };
-    let c = match config::load(path.as_deref()) {
+    let c = match config::load(config::locate(path).0.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
@@ -196,7 +196,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCode {
-    let config = match config::load(config.as_deref()) {
+    let config = match config::load(config::locate(config).0.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
@@ -283,6 +283,7 @@ fn genkey(domain: &str, selector: &str, algorithm: &str, bits: usize, out: &Path
 /// resolver and the signing keys included), so a config that passes here also
 /// starts. With `check_dns`, compares each selector's published key too.
 fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
+    let (path, from) = config::locate(path);
     let c = match config::load(path.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
@@ -311,7 +312,9 @@ fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
     let source = c
         .source
         .as_ref()
-        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+        .map_or("built-in defaults".to_owned(), |p| {
+            format!("{} (from {from})", p.display())
+        });
     println!("{source}: OK");
     let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
     println!("  listen: {}", listen.join(", "));
@@ -385,6 +388,16 @@ async fn check_clamd(av: &config::AntivirusConfig) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A command whose output goes to a pipe closed early (`check-config |
+        // head`) ends quietly, as other Unix tools do, instead of panicking in
+        // println!. The daemon keeps Rust's default (SIGPIPE ignored): a peer
+        // that goes away is an error on that one socket.
+        // SAFETY: called before any thread starts; SIG_DFL is a valid handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Scan {
             config,
@@ -423,8 +436,10 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
+            let (config_path, config_from) = config::locate(config);
             let options = ServeOptions {
-                config_path: config,
+                config_path,
+                config_from,
                 listen,
                 log_format,
             };

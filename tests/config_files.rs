@@ -145,3 +145,42 @@ fn every_config_parses_and_refuses_an_unknown_key_in_every_table() {
     }
     assert!(checked >= 10, "only {checked} tables checked");
 }
+
+/// `check-config | head`: output to a pipe whose reader is gone ends the
+/// command quietly (SIGPIPE), never with a panic from println!.
+#[test]
+fn check_config_into_a_closed_pipe_does_not_panic() {
+    let config = root("conf/mailwarden.toml");
+    let script = format!(
+        "(sleep 0.5; '{}' check-config -c '{}') | true",
+        env!("CARGO_BIN_EXE_mailwarden"),
+        config.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+/// With no -c, `MAILWARDEN_CONFIG` names the file, and check-config says so.
+#[test]
+fn mailwarden_config_names_the_file_without_c() {
+    let config = root("conf/mailwarden.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwarden"))
+        .arg("check-config")
+        .env("MAILWARDEN_CONFIG", &config)
+        .output()
+        .expect("mailwarden");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "{} (from MAILWARDEN_CONFIG): OK",
+            config.display()
+        )),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -219,28 +219,57 @@ impl RuleCtx<'_, '_> {
                 }))
             }
             other => {
-                let known: Vec<&str> = TextField::ALL
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .chain(AUTH_METHODS)
-                    .chain([
-                        "header",
-                        "client_ip",
-                        "direction",
-                        "size_over",
-                        "size_under",
-                        "dmarc_policy",
-                        "virus",
-                        "any",
-                        "not",
-                    ])
-                    .collect();
                 self.err(
                     span,
                     field,
-                    format!("unknown condition {other:?}; known: {}", known.join(", ")),
+                    format!(
+                        "unknown condition {other:?}; known: {}",
+                        known_conditions().join(", ")
+                    ),
                 );
                 None
+            }
+        }
+    }
+}
+
+/// Every condition name, as the error for an unknown one lists them.
+pub(crate) fn known_conditions() -> Vec<&'static str> {
+    TextField::ALL
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(AUTH_METHODS)
+        .chain([
+            "header",
+            "client_ip",
+            "direction",
+            "size_over",
+            "size_under",
+            "dmarc_policy",
+            "rate_limit",
+            "virus",
+            "url_ip_literal",
+            "url_text_mismatch",
+            "disposable_sender",
+            "impersonates",
+            "any",
+            "not",
+        ])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each name the error lists is one the parser takes: none gets "unknown
+    /// condition" (whatever else a bare `true` may be wrong for).
+    #[test]
+    fn every_listed_condition_is_known() {
+        for name in super::known_conditions() {
+            let source = format!(
+                "[[rules]]\nname = \"x\"\nwhen = {{ {name} = true }}\nthen = {{ action = \"accept\" }}\n"
+            );
+            if let Err(e) = crate::config::parse_str(&source, None) {
+                assert!(!e.to_string().contains("unknown condition"), "{name}: {e}");
             }
         }
     }
