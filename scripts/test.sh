@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs mailwarden's whole test suite: installs the Debian packages the integration
 # tests start for real (Postfix and its smtp-sink; knot for DNS; redis-server for
-# fleet mode; libfaketime to pin
+# fleet mode; prometheus for promtool, which checks contrib/'s alert rules;
+# libfaketime to pin
 # the daemon clock for one DKIM vector; docker-compose to
 # validate the compose file) and the Python tools that check our output
 # independently (authres, dkimpy, parsedmarc) when they are missing, then `cargo test`. Needs
@@ -18,6 +19,7 @@ have kdig || need_apt+=(knot-dnsutils)
 have clamd || need_apt+=(clamav-daemon)
 have docker-compose || need_apt+=(docker-compose)
 { have redis-server && have redis-cli; } || need_apt+=(redis-server redis-tools)
+have promtool || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then

@@ -121,6 +121,35 @@ fn metrics_count_known_messages_and_need_a_token() {
     );
     assert_eq!(value("mailwarden_admin_denied_total{class=\"wrong\"}"), 1.0);
     assert!(m.contains_key("mailwarden_sessions_active"), "{body}");
+    assert_eq!(
+        value(&format!(
+            "mailwarden_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    let loaded = value("mailwarden_config_last_load_timestamp_seconds");
+    assert!(loaded > 1.7e9, "{loaded}");
+    // A reload counts, by result: one that applies, one refused.
+    std::thread::sleep(Duration::from_millis(1_100));
+    mw.signal("HUP");
+    assert!(mw.wait_for_log("configuration reloaded", 1, Duration::from_secs(10)));
+    let config = std::fs::read_to_string(&mw.config_path).unwrap();
+    std::fs::write(&mw.config_path, format!("{config}\nnot toml at all [\n")).unwrap();
+    mw.signal("HUP");
+    assert!(mw.wait_for_log("reload refused", 1, Duration::from_secs(10)));
+    let (_, body) = get(port, "/metrics", Some(TOKEN));
+    let m = parse_metrics(&body);
+    let value = |key: &str| m.get(key).copied().unwrap_or(0.0);
+    assert_eq!(
+        value("mailwarden_config_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mailwarden_config_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+    assert!(value("mailwarden_config_last_load_timestamp_seconds") > loaded);
     assert!(!mw.log().contains(TOKEN), "the token never reaches the log");
 }
 

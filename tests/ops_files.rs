@@ -169,3 +169,35 @@ fn reports_units_send_daily_into_the_store_the_daemon_writes() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// contrib/prometheus/alerts.yml passes `promtool check rules` (Prometheus's
+/// own checker), and the Grafana dashboard is JSON with panels that query.
+#[test]
+fn prometheus_rules_and_grafana_dashboard() {
+    if !common::require("promtool", "prometheus") {
+        return;
+    }
+    let rules = root("contrib/prometheus/alerts.yml");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root("contrib/grafana/mailwarden.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8);
+    for p in panels {
+        let expr = p["targets"][0]["expr"].as_str().unwrap_or("");
+        assert!(expr.contains("mailwarden_"), "{p}");
+    }
+}

@@ -69,7 +69,10 @@ pub(super) async fn deliver(
                             warn!(alert = a.kind, attempt, "webhook failed, retrying: {e}");
                             tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                         }
-                        Err(e) => warn!(alert = a.kind, "webhook failed, giving up: {e}"),
+                        Err(e) => {
+                            warn!(alert = a.kind, "webhook failed, giving up: {e}");
+                            delivery_failed("webhook");
+                        }
                     }
                 }
             });
@@ -79,7 +82,10 @@ pub(super) async fn deliver(
             tokio::spawn(async move {
                 match send_email(&email, &a).await {
                     Ok(()) => info!(alert = a.kind, to = %email.to, "alert mailed"),
-                    Err(e) => warn!(alert = a.kind, "alert email failed: {e}"),
+                    Err(e) => {
+                        warn!(alert = a.kind, "alert email failed: {e}");
+                        delivery_failed("email");
+                    }
                 }
             });
         }
@@ -188,4 +194,11 @@ async fn send_email(email: &EmailSink, alert: &Alert) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     client.send(message).await.map_err(|e| e.to_string())
+}
+
+fn delivery_failed(sink: &'static str) {
+    super::metrics::metrics()
+        .alert_delivery_failures
+        .get_or_create(&super::metrics::SinkLabels { sink })
+        .inc();
 }

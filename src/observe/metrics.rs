@@ -54,6 +54,21 @@ pub struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReportLabels {
     pub kind: &'static str,
     pub state: String,
@@ -93,6 +108,18 @@ pub struct Metrics {
     /// Messages whose rate limits were not counted in Redis, by the
     /// `on_redis_error` action taken.
     pub redis_fallbacks: Family<ClassLabels, Counter>,
+    /// Reloads by `success` and `failure` (refused: the running one stays).
+    pub config_reloads: Family<ResultLabels, Counter>,
+    /// When the running configuration was loaded (start or reload), Unix time.
+    pub config_loaded: Gauge,
+    /// Outbound messages that should have been signed and were not.
+    pub signing_failures: Counter,
+    /// Alerts a sink (`webhook`, `email`) did not take after every attempt.
+    pub alert_delivery_failures: Family<SinkLabels, Counter>,
+    /// The ClamAV signature database's version and date (Unix time), as clamd
+    /// last said.
+    pub clamd_signatures_version: Gauge,
+    pub clamd_signatures_timestamp: Gauge,
 }
 
 fn histogram() -> Histogram {
@@ -125,7 +152,54 @@ impl Metrics {
             redis_errors: Counter::default(),
             redis_up: Gauge::default(),
             redis_fallbacks: Family::default(),
+            config_reloads: Family::default(),
+            config_loaded: Gauge::default(),
+            signing_failures: Counter::default(),
+            alert_delivery_failures: Family::default(),
+            clamd_signatures_version: Gauge::default(),
+            clamd_signatures_timestamp: Gauge::default(),
         };
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the version label says which mailwarden runs",
+            build,
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result (success, failure: refused, the running one stays)",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_load_timestamp_seconds",
+            "When the running configuration was loaded (start or the last successful reload)",
+            m.config_loaded.clone(),
+        );
+        registry.register(
+            "signing_failures",
+            "Outbound messages that were to be DKIM-signed and were not (signing.on_error applied)",
+            m.signing_failures.clone(),
+        );
+        registry.register(
+            "alert_delivery_failures",
+            "Anomaly alerts a sink did not take after every attempt, by sink",
+            m.alert_delivery_failures.clone(),
+        );
+        registry.register(
+            "clamd_signatures_version",
+            "The ClamAV signature database version clamd last reported",
+            m.clamd_signatures_version.clone(),
+        );
+        registry.register(
+            "clamd_signatures_timestamp_seconds",
+            "The date of the ClamAV signature database clamd last reported, Unix time",
+            m.clamd_signatures_timestamp.clone(),
+        );
         registry.register(
             "redis_errors",
             "Redis calls that failed or took longer than cluster.timeout",
@@ -241,6 +315,15 @@ impl Metrics {
         }
     }
 
+    /// Records that a configuration was loaded now.
+    pub fn config_loaded_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.config_loaded
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -261,6 +344,35 @@ pub fn metrics() -> &'static Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every metric the shipped Prometheus rules and Grafana dashboard use is
+    /// one we register (an empty family is not in the exposition, so the
+    /// registrations are read here).
+    #[test]
+    fn contrib_files_name_only_our_metrics() {
+        let source = include_str!("metrics.rs");
+        for file in [
+            include_str!("../../contrib/prometheus/alerts.yml"),
+            include_str!("../../contrib/grafana/mailwarden.json"),
+        ] {
+            let mut rest = file;
+            while let Some(at) = rest.find("mailwarden_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                let base = ["_total", "_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                let registered = base
+                    .strip_prefix("mailwarden_")
+                    .is_some_and(|n| source.contains(&format!("register(\n            \"{n}\",")));
+                assert!(registered, "{name} is not exported");
+            }
+        }
+    }
 
     #[test]
     fn counts_show_in_the_exposition() {

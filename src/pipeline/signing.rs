@@ -77,9 +77,11 @@ impl Signing {
                 }
             }
             Signature::Failed(why) if self.on_error == OnSignError::Tempfail => {
+                crate::observe::metrics::metrics().signing_failures.inc();
                 return Flow::Break(Decision::tempfail(format!("cannot sign: {why}")));
             }
             Signature::Failed(why) => {
+                crate::observe::metrics::metrics().signing_failures.inc();
                 warn!(
                     queue_id = s.tx.queue_id().as_deref().unwrap_or("-"),
                     "not signed: {why}"

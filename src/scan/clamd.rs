@@ -218,9 +218,60 @@ pub fn short_version(raw: &[u8]) -> Option<String> {
     ))
 }
 
+/// The signature database's version and date from clamd's `VERSION` answer
+/// ("ClamAV 1.4.6/27475/Mon Nov 23 09:00:00 2026"): the date as Unix time,
+/// read as UTC (clamd prints its local time; hours do not matter for an age
+/// in days).
+pub fn signatures(raw: &[u8]) -> Option<(i64, i64)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut parts = text
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .splitn(3, '/');
+    parts.next()?.strip_prefix("ClamAV ")?;
+    let version: i64 = parts.next()?.trim().parse().ok()?;
+    let date: Vec<&str> = parts.next()?.split_whitespace().collect();
+    let [_, month, day, time, year] = date.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else {
+        return None;
+    };
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((version, days * 86_400 + h * 3_600 + m * 60 + sec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_dates() {
+        assert_eq!(
+            signatures(b"ClamAV 1.4.6/27475/Thu Dec  3 09:00:00 2026\0"),
+            Some((27475, 1_796_288_400))
+        );
+        assert_eq!(
+            signatures(b"ClamAV 1.0.0/1/Thu Jan  1 00:00:00 1970"),
+            Some((1, 0))
+        );
+        assert_eq!(signatures(b"ClamAV 1.4.6"), None);
+        assert_eq!(signatures(b"ClamAV 1.4.6/x/Thu Dec  3 09:00:00 2026"), None);
+    }
 
     #[test]
     fn replies() {

@@ -236,16 +236,23 @@ impl Scanner {
         let connection = self.connection();
         let asking = clamav_client::tokio::get_version(connection);
         match tokio::time::timeout(self.connect_timeout * 2, asking).await {
-            Ok(Ok(raw)) => clamd::short_version(&raw).ok_or_else(|| ScanError {
-                class: ErrorClass::Malformed,
-                detail: format!(
-                    "VERSION answered {:?}",
-                    String::from_utf8_lossy(&raw)
-                        .chars()
-                        .take(80)
-                        .collect::<String>()
-                ),
-            }),
+            Ok(Ok(raw)) => {
+                if let Some((version, date)) = clamd::signatures(&raw) {
+                    let m = crate::observe::metrics::metrics();
+                    m.clamd_signatures_version.set(version);
+                    m.clamd_signatures_timestamp.set(date);
+                }
+                clamd::short_version(&raw).ok_or_else(|| ScanError {
+                    class: ErrorClass::Malformed,
+                    detail: format!(
+                        "VERSION answered {:?}",
+                        String::from_utf8_lossy(&raw)
+                            .chars()
+                            .take(80)
+                            .collect::<String>()
+                    ),
+                })
+            }
             Ok(Err(e)) => Err(io_error(&e)),
             Err(_) => Err(ScanError {
                 class: ErrorClass::Timeout,
