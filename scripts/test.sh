@@ -20,6 +20,7 @@ have clamd || need_apt+=(clamav-daemon)
 have docker-compose || need_apt+=(docker-compose)
 { have redis-server && have redis-cli; } || need_apt+=(redis-server redis-tools)
 have promtool || need_apt+=(prometheus)
+have lintian || need_apt+=(lintian)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then
@@ -38,6 +39,12 @@ python3 -c 'import parsedmarc' 2>/dev/null || need_pip+=(parsedmarc)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "test.sh: pip installing ${need_pip[*]}"
     python3 -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+
+# cargo-deb builds the package tests/package_deb.rs installs.
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "test.sh: cargo install cargo-deb"
+    cargo install --locked -q cargo-deb --version 3.8.0
 fi
 
 cargo test --locked "$@"

@@ -102,6 +102,8 @@ enum Command {
         #[command(subcommand)]
         command: ReportsCommand,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -460,5 +462,15 @@ fn main() -> ExitCode {
             out,
         } => genkey(&domain, &selector, &algorithm, bits, &out),
         Command::Reports { command } => reports(command),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mailwarden",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }

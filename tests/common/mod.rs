@@ -39,6 +39,29 @@ pub fn require(program: &str, package: &str) -> bool {
     found
 }
 
+/// Like `require`, for a cargo subcommand (`cargo deb`) installed with
+/// `cargo install CRATE`.
+pub fn require_cargo_tool(subcommand: &str, krate: &str) -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let found = std::process::Command::new(cargo)
+        .args([subcommand, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "cargo {subcommand} is missing (cargo install {krate}); CI=true never skips a test"
+            );
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: cargo {subcommand} is not installed (cargo install {krate}); run scripts/test.sh"
+        );
+    }
+    found
+}
+
 pub fn which(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&paths)
