@@ -92,7 +92,7 @@ pub use reports::{
     fill_for_bench as reports_fill_for_bench, list as reports_list, send as reports_send,
 };
 pub use scan::Scanner;
-pub use sign::{dnscheck, genkey};
+pub use sign::{dnscheck, genkey, rotate};
 
 /// What `mailwarden scan` prints for a message: text for people, JSON for scripts.
 pub mod scan_report {

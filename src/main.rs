@@ -13,7 +13,7 @@ use mailwarden::ScanInput;
 use mailwarden::ServeOptions;
 use mailwarden::config::{self, KeyAlgorithm, LogFormat};
 use mailwarden::scan_report as explain;
-use mailwarden::{dnscheck, genkey};
+use mailwarden::{dnscheck, genkey, rotate};
 
 /// glibc malloc took a sixth of the daemon's CPU under load (small allocations per
 /// milter packet, from every worker thread); mimalloc's per-thread heaps cost less.
@@ -55,21 +55,19 @@ enum Command {
         #[arg(long)]
         check_dns: bool,
     },
-    /// Generate a DKIM key (mode 0600) and print the DNS TXT record to publish.
+    /// Generate a DKIM key (mode 0600, 0640 with --group) and print the DNS TXT
+    /// record to publish.
     Genkey {
-        #[arg(long)]
-        domain: String,
-        #[arg(long)]
-        selector: String,
-        /// rsa-sha256 or ed25519-sha256.
-        #[arg(long, default_value = "rsa-sha256")]
-        algorithm: String,
-        /// RSA modulus size: 2048, 3072 or 4096.
-        #[arg(long, default_value_t = 2048)]
-        bits: usize,
+        #[command(flatten)]
+        key: KeyArgs,
         /// Directory for the key file (<domain>.<selector>.pem).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Signing keys: `rotate` makes the next key for a domain.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the whole pipeline on a message file (real DNS, no MTA) and explain the
     /// verdict: direction, every check with its reason, edits, reply.
@@ -104,6 +102,41 @@ enum Command {
     },
     /// Print the shell completion script for bash, zsh or fish.
     Completions { shell: clap_complete::Shell },
+}
+
+/// A new key: for which domain and selector, of what kind, owned by whom.
+#[derive(clap::Args)]
+struct KeyArgs {
+    #[arg(long)]
+    domain: String,
+    /// Required for genkey; for keys rotate, default s<year><month>.
+    #[arg(long, required = false)]
+    selector: Option<String>,
+    /// rsa-sha256 (genkey's default) or ed25519-sha256; for keys rotate, which
+    /// of a domain's keys (when it has both).
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// RSA modulus size: 2048, 3072 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    bits: usize,
+    /// Owner of the key file (run as root), e.g. mailwarden.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Group of the key file; the file is then mode 0640.
+    #[arg(long)]
+    group: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make the next key for a domain beside its current one; print its DNS
+    /// record, the configuration change and when to make it.
+    Rotate {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -226,12 +259,25 @@ fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCod
     ExitCode::SUCCESS
 }
 
-fn genkey(domain: &str, selector: &str, algorithm: &str, bits: usize, out: &Path) -> ExitCode {
-    let algorithm = match algorithm {
-        "rsa-sha256" => KeyAlgorithm::RsaSha256,
-        "ed25519-sha256" => KeyAlgorithm::Ed25519Sha256,
-        other => {
-            eprintln!("mailwarden: --algorithm {other}: use rsa-sha256 or ed25519-sha256");
+fn algorithm(name: &str) -> Result<KeyAlgorithm, String> {
+    match name {
+        "rsa-sha256" => Ok(KeyAlgorithm::RsaSha256),
+        "ed25519-sha256" => Ok(KeyAlgorithm::Ed25519Sha256),
+        other => Err(format!("{other:?}: use rsa-sha256 or ed25519-sha256")),
+    }
+}
+
+fn genkey(key: &KeyArgs, out: &Path) -> ExitCode {
+    let (domain, selector, bits) = (
+        key.domain.as_str(),
+        key.selector.as_deref().unwrap_or(""),
+        key.bits,
+    );
+    let (owner, group) = (key.owner.as_deref(), key.group.as_deref());
+    let algorithm = match algorithm(key.algorithm.as_deref().unwrap_or("rsa-sha256")) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mailwarden: --algorithm {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -250,33 +296,51 @@ fn genkey(domain: &str, selector: &str, algorithm: &str, bits: usize, out: &Path
     }
     let domain = domain.to_ascii_lowercase();
     let selector = selector.to_ascii_lowercase();
-    match genkey::generate(&domain, &selector, algorithm, bits, out) {
+    let owner = match genkey::Ownership::named(owner, group) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mailwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match genkey::generate(&domain, &selector, algorithm, bits, out, owner) {
         Err(e) => {
             eprintln!("mailwarden: {e}");
             ExitCode::FAILURE
         }
         Ok(g) => {
-            let size = g
-                .key
-                .bits
-                .map(|b| format!(", {b} bits"))
-                .unwrap_or_default();
-            println!(
-                "; wrote {} ({}{size}, mode 0600)",
-                g.path.display(),
-                algorithm.as_str()
-            );
-            println!("; publish this record in the {domain} zone:");
-            println!("{}", g.zone_line());
-            println!(";");
-            println!("; then add to mailwarden.toml:");
-            println!(";   [[signing.keys]]");
-            println!(";   domain = \"{domain}\"");
-            println!(";   selector = \"{selector}\"");
-            println!(";   key_file = \"{}\"", g.path.display());
-            println!(";   algorithm = \"{}\"", algorithm.as_str());
-            println!("; and check with: mailwarden check-config -c FILE --check-dns");
+            print!("{}", g.instructions(&domain, &selector, algorithm));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn rotate(path: Option<PathBuf>, key: &KeyArgs) -> ExitCode {
+    let c = match config::load(config::locate(path).0.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let request =
+        genkey::Ownership::named(key.owner.as_deref(), key.group.as_deref()).and_then(|owner| {
+            Ok(rotate::Request {
+                domain: &key.domain,
+                selector: key.selector.as_deref(),
+                algorithm: key.algorithm.as_deref().map(algorithm).transpose()?,
+                rsa_bits: key.bits,
+                owner,
+            })
+        });
+    match request.and_then(|r| rotate::rotate(&c, &r)) {
+        Ok(r) => {
+            print!("{}", r.instructions());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mailwarden: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -454,13 +518,14 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckConfig { config, check_dns } => check_config(config, check_dns),
-        Command::Genkey {
-            domain,
-            selector,
-            algorithm,
-            bits,
-            out,
-        } => genkey(&domain, &selector, &algorithm, bits, &out),
+        Command::Genkey { key, out } if key.selector.is_some() => genkey(&key, &out),
+        Command::Genkey { .. } => {
+            eprintln!("mailwarden: genkey needs --selector");
+            ExitCode::FAILURE
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { config, key },
+        } => rotate(config, &key),
         Command::Reports { command } => reports(command),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -35,6 +35,36 @@ impl Generated {
     }
 }
 
+impl Generated {
+    /// What `genkey` prints: the record to publish and the configuration entry.
+    pub fn instructions(&self, domain: &str, selector: &str, algorithm: KeyAlgorithm) -> String {
+        let size = self
+            .key
+            .bits
+            .map(|b| format!(", {b} bits"))
+            .unwrap_or_default();
+        let mode = std::fs::metadata(&self.path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or(0o600);
+        format!(
+            "; wrote {path} ({alg}{size}, mode {mode:04o})\n\
+             ; publish this record in the {domain} zone:\n\
+             {zone}\n\
+             ;\n\
+             ; then add to mailwarden.toml:\n\
+             ;   [[signing.keys]]\n\
+             ;   domain = \"{domain}\"\n\
+             ;   selector = \"{selector}\"\n\
+             ;   key_file = \"{path}\"\n\
+             ;   algorithm = \"{alg}\"\n\
+             ; and check with: mailwarden check-config -c FILE --check-dns\n",
+            path = self.path.display(),
+            alg = algorithm.as_str(),
+            zone = self.zone_line(),
+        )
+    }
+}
+
 /// Splits a TXT value into the at most 255-byte strings one TXT record holds.
 pub fn txt_strings(value: &str) -> Vec<String> {
     value
@@ -44,12 +74,54 @@ pub fn txt_strings(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Who the key file belongs to: by default whoever runs `genkey` (mode 0600);
+/// `--owner` and `--group` hand it to the service user (mode 0640 with a group,
+/// so the group may read it and no one else).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Ownership {
+    /// Looks the names up in the system's user and group databases.
+    pub fn named(owner: Option<&str>, group: Option<&str>) -> Result<Ownership, String> {
+        let uid = owner.map(|name| id_of("passwd", name)).transpose()?;
+        let gid = group.map(|name| id_of("group", name)).transpose()?;
+        Ok(Ownership { uid, gid })
+    }
+
+    fn mode(self) -> u32 {
+        if self.gid.is_some() { 0o640 } else { 0o600 }
+    }
+}
+
+/// A user's or group's numeric id from `getent DATABASE NAME` (NSS: local files,
+/// LDAP, whatever the system uses).
+fn id_of(database: &str, name: &str) -> Result<u32, String> {
+    let what = if database == "passwd" {
+        "user"
+    } else {
+        "group"
+    };
+    let out = std::process::Command::new("getent")
+        .args([database, name])
+        .output()
+        .map_err(|e| format!("getent: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)
+        .and_then(|id| id.trim().parse().ok())
+        .ok_or_else(|| format!("no {what} {name:?} on this system"))
+}
+
 pub fn generate(
     domain: &str,
     selector: &str,
     algorithm: KeyAlgorithm,
     rsa_bits: usize,
     out_dir: &Path,
+    owner: Ownership,
 ) -> Result<Generated, String> {
     let (der, label) = match algorithm {
         KeyAlgorithm::RsaSha256 => {
@@ -85,7 +157,13 @@ pub fn generate(
             }
             _ => format!("{}: {e}", path.display()),
         })?;
+    // Written while only its creator may read it; then handed over.
     file.write_all(text.as_bytes())
+        .and_then(|()| std::os::unix::fs::fchown(&file, owner.uid, owner.gid))
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(owner.mode()))
+        })
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Generated {
@@ -110,6 +188,7 @@ mod tests {
             KeyAlgorithm::RsaSha256,
             2048,
             dir.path(),
+            Ownership::default(),
         )
         .unwrap();
         let mode = std::fs::metadata(&g.path).unwrap().permissions().mode() & 0o777;
@@ -132,6 +211,7 @@ mod tests {
             KeyAlgorithm::RsaSha256,
             2048,
             dir.path(),
+            Ownership::default(),
         );
         assert!(again.err().unwrap().contains("exists"));
 
@@ -141,6 +221,7 @@ mod tests {
             KeyAlgorithm::Ed25519Sha256,
             0,
             dir.path(),
+            Ownership::default(),
         )
         .unwrap();
         assert_eq!(txt_strings(&ed.key.dns_record()).len(), 1);

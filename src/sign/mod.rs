@@ -5,6 +5,7 @@
 pub mod dnscheck;
 pub mod genkey;
 pub mod keys;
+pub mod rotate;
 pub mod senders;
 
 use mail_auth::common::crypto::DkimKey;
