@@ -3,7 +3,7 @@
 //! test module is set aside. `scripts/layers.sh` prints the graph this test reads.
 //!
 //! An import is any `crate::NAME` path in a module's files (in `use` trees too),
-//! outside its `#[cfg(test)] mod` blocks and test-only files; `src/main.rs` and
+//! outside its `#[cfg(test)] mod` blocks and test-only files; the binaries in
 //! `src/bin/` are the crate's users, not layers, and are left out.
 
 use std::collections::{BTreeMap, BTreeSet};

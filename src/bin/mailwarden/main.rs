@@ -2,18 +2,22 @@
 //! a configuration file before a reload, `scan` explains what the daemon would do
 //! with one message, `reports` sends and lists DMARC reports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod check;
+mod keys;
+
+use keys::{KeyArgs, KeysCommand};
 
 use mailwarden::ListenAddr;
 use mailwarden::Pipeline;
 use mailwarden::ScanInput;
 use mailwarden::ServeOptions;
-use mailwarden::config::{self, KeyAlgorithm, LogFormat};
+use mailwarden::config::{self, LogFormat};
 use mailwarden::scan_report as explain;
-use mailwarden::{dnscheck, genkey, rotate};
 
 /// glibc malloc took a sixth of the daemon's CPU under load (small allocations per
 /// milter packet, from every worker thread); mimalloc's per-thread heaps cost less.
@@ -104,41 +108,6 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-/// A new key: for which domain and selector, of what kind, owned by whom.
-#[derive(clap::Args)]
-struct KeyArgs {
-    #[arg(long)]
-    domain: String,
-    /// Required for genkey; for keys rotate, default s<year><month>.
-    #[arg(long, required = false)]
-    selector: Option<String>,
-    /// rsa-sha256 (genkey's default) or ed25519-sha256; for keys rotate, which
-    /// of a domain's keys (when it has both).
-    #[arg(long)]
-    algorithm: Option<String>,
-    /// RSA modulus size: 2048, 3072 or 4096.
-    #[arg(long, default_value_t = 2048)]
-    bits: usize,
-    /// Owner of the key file (run as root), e.g. mailwarden.
-    #[arg(long)]
-    owner: Option<String>,
-    /// Group of the key file; the file is then mode 0640.
-    #[arg(long)]
-    group: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Make the next key for a domain beside its current one; print its DNS
-    /// record, the configuration change and when to make it.
-    Rotate {
-        #[arg(short = 'c', long = "config")]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyArgs,
-    },
-}
-
 #[derive(Subcommand)]
 enum ReportsCommand {
     /// Build the aggregate reports of finished periods, then deliver every report
@@ -220,7 +189,7 @@ fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     s.parse()
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,199 +226,6 @@ fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCod
         print!("{}", explain::text(&findings));
     }
     ExitCode::SUCCESS
-}
-
-fn algorithm(name: &str) -> Result<KeyAlgorithm, String> {
-    match name {
-        "rsa-sha256" => Ok(KeyAlgorithm::RsaSha256),
-        "ed25519-sha256" => Ok(KeyAlgorithm::Ed25519Sha256),
-        other => Err(format!("{other:?}: use rsa-sha256 or ed25519-sha256")),
-    }
-}
-
-fn genkey(key: &KeyArgs, out: &Path) -> ExitCode {
-    let (domain, selector, bits) = (
-        key.domain.as_str(),
-        key.selector.as_deref().unwrap_or(""),
-        key.bits,
-    );
-    let (owner, group) = (key.owner.as_deref(), key.group.as_deref());
-    let algorithm = match algorithm(key.algorithm.as_deref().unwrap_or("rsa-sha256")) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("mailwarden: --algorithm {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for (what, value, check) in [
-        (
-            "--domain",
-            domain,
-            config::parse_domain as fn(&str) -> Result<String, String>,
-        ),
-        ("--selector", selector, config::parse_selector),
-    ] {
-        if let Err(e) = check(value) {
-            eprintln!("mailwarden: {what}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    let domain = domain.to_ascii_lowercase();
-    let selector = selector.to_ascii_lowercase();
-    let owner = match genkey::Ownership::named(owner, group) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("mailwarden: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match genkey::generate(&domain, &selector, algorithm, bits, out, owner) {
-        Err(e) => {
-            eprintln!("mailwarden: {e}");
-            ExitCode::FAILURE
-        }
-        Ok(g) => {
-            print!("{}", g.instructions(&domain, &selector, algorithm));
-            ExitCode::SUCCESS
-        }
-    }
-}
-
-fn rotate(path: Option<PathBuf>, key: &KeyArgs) -> ExitCode {
-    let c = match config::load(config::locate(path).0.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let request =
-        genkey::Ownership::named(key.owner.as_deref(), key.group.as_deref()).and_then(|owner| {
-            Ok(rotate::Request {
-                domain: &key.domain,
-                selector: key.selector.as_deref(),
-                algorithm: key.algorithm.as_deref().map(algorithm).transpose()?,
-                rsa_bits: key.bits,
-                owner,
-            })
-        });
-    match request.and_then(|r| rotate::rotate(&c, &r)) {
-        Ok(r) => {
-            print!("{}", r.instructions());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mailwarden: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Loads the file and builds everything `serve` would build from it (the DNS
-/// resolver and the signing keys included), so a config that passes here also
-/// starts. With `check_dns`, compares each selector's published key too.
-fn check_config(path: Option<PathBuf>, check_dns: bool) -> ExitCode {
-    let (path, from) = config::locate(path);
-    let c = match config::load(path.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("{} error(s)", errors.0.len());
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = Pipeline::from_config(&c) {
-        eprintln!("mailwarden: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Some(alerts) = &c.alerts
-        && let Err(e) = mailwarden::check_alerts(alerts)
-    {
-        eprintln!("mailwarden: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Some(admin) = &c.admin
-        && let Err(e) = mailwarden::read_tokens(&admin.token_file)
-            .and_then(|_| mailwarden::tls_config(admin).map_err(|e| e.to_string()))
-    {
-        eprintln!("mailwarden: {e}");
-        return ExitCode::FAILURE;
-    }
-    let source = c
-        .source
-        .as_ref()
-        .map_or("built-in defaults".to_owned(), |p| {
-            format!("{} (from {from})", p.display())
-        });
-    println!("{source}: OK");
-    let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
-    println!("  listen: {}", listen.join(", "));
-    println!("  authserv_id: {}", c.inbound.authserv_id);
-    let dns = if c.dns.nameservers.is_empty() {
-        "system resolver (/etc/resolv.conf)".to_owned()
-    } else {
-        let servers: Vec<String> = c.dns.nameservers.iter().map(ToString::to_string).collect();
-        servers.join(", ")
-    };
-    println!("  dns: {dns}");
-    for k in &c.signing.keys {
-        println!(
-            "  signing: {} with selector {} ({})",
-            k.domain,
-            k.selector,
-            k.key_file.display()
-        );
-    }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    // clamd being down is not a configuration error (a reload must not wait for
-    // it), so it is reported and does not change the exit status.
-    if let Some(av) = &c.antivirus {
-        rt.block_on(check_clamd(av));
-    }
-    if !check_dns {
-        return ExitCode::SUCCESS;
-    }
-    let checks = match rt.block_on(dnscheck::check_config(&c)) {
-        Ok(checks) => checks,
-        Err(e) => {
-            eprintln!("mailwarden: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut failed = false;
-    for check in checks {
-        match check.outcome {
-            Ok(what) => println!("  dns: {}: OK, {what}", check.name),
-            Err(why) => {
-                failed = true;
-                eprintln!("  dns: {}: ERROR: {why}", check.name);
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// `PING` and `VERSION` to clamd; prints what it said or why it could not be asked.
-async fn check_clamd(av: &config::AntivirusConfig) {
-    let scanner = mailwarden::Scanner::new(av);
-    let result = match scanner.ping().await {
-        Ok(()) => scanner.ask_version().await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(version) => println!("  antivirus: clamd {}: OK, {version}", av.clamd),
-        Err(e) => eprintln!(
-            "  antivirus: clamd {}: WARNING: {e} (until it answers, mail gets antivirus.on_error)",
-            av.clamd
-        ),
-    }
 }
 
 fn main() -> ExitCode {
@@ -517,15 +293,15 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config, check_dns } => check_config(config, check_dns),
-        Command::Genkey { key, out } if key.selector.is_some() => genkey(&key, &out),
+        Command::CheckConfig { config, check_dns } => check::check_config(config, check_dns),
+        Command::Genkey { key, out } if key.selector.is_some() => keys::genkey(&key, &out),
         Command::Genkey { .. } => {
             eprintln!("mailwarden: genkey needs --selector");
             ExitCode::FAILURE
         }
         Command::Keys {
             command: KeysCommand::Rotate { config, key },
-        } => rotate(config, &key),
+        } => keys::rotate(config, &key),
         Command::Reports { command } => reports(command),
         Command::Completions { shell } => {
             use clap::CommandFactory;
