@@ -82,6 +82,7 @@ mod tls;
 mod transaction;
 
 pub use admin::{read_tokens, tls_config};
+pub use auth::audit as dns_audit;
 pub use daemon::{ServeOptions, serve};
 pub use explain::ScanInput;
 pub use net::{ListenAddr, Stream};

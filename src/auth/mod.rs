@@ -3,6 +3,7 @@
 //! Knows nothing of the milter protocol or of policy rules: it turns a message and
 //! its envelope into an [`AuthReport`].
 
+pub mod audit;
 mod cache;
 mod chain;
 pub mod dmarc;

@@ -20,7 +20,7 @@ use super::results::AuthResult;
 
 pub use record::{Destination, Psd, Record, is_dmarc, parse as parse_record};
 pub use walk::Discovered;
-pub(crate) use walk::org_domain;
+pub(crate) use walk::{discover, org_domain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Policy {

@@ -114,6 +114,18 @@ impl MacroString {
 
     /// Whether the string is a domain-spec (§7.1): it ends in a macro or in
     /// `.toplabel` with an optional final dot.
+    /// The text, when it has no macro in it (what a static audit can follow).
+    pub(crate) fn literal(&self) -> Option<String> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Macro { .. } => return None,
+            }
+        }
+        Some(out)
+    }
+
     pub(crate) fn ends_like_a_domain(&self) -> bool {
         match self.pieces.last() {
             Some(Piece::Macro { .. }) => true,

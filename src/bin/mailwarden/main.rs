@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod check;
 mod keys;
 
@@ -103,6 +104,18 @@ enum Command {
     Reports {
         #[command(subcommand)]
         command: ReportsCommand,
+    },
+    /// Audit one of your domains as receivers see it in the DNS: SPF (lookups
+    /// with includes resolved), DKIM (the published keys against ours), DMARC
+    /// (RFC 9989, report destinations), MTA-STS, TLS-RPT. Exit 0 ok, 1
+    /// warnings, 2 errors.
+    DnsAudit {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        domain: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the shell completion script for bash, zsh or fish.
     Completions { shell: clap_complete::Shell },
@@ -303,6 +316,11 @@ fn main() -> ExitCode {
             command: KeysCommand::Rotate { config, key },
         } => keys::rotate(config, &key),
         Command::Reports { command } => reports(command),
+        Command::DnsAudit {
+            config,
+            domain,
+            json,
+        } => audit::dns_audit(config, &domain, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
