@@ -44,11 +44,10 @@ fn dmarc_policies_reach_smtp_the_hold_queue_and_the_header() {
     );
 
     // p=quarantine: accepted, then held by Postfix.
-    let out = postfix.send_as(
-        SENDER_MX,
-        "x@quarantine.dmarc.test",
-        &plain("x@quarantine.dmarc.test", "q1"),
-    );
+    // With a hold header of the sender's own, which must not reach the reviewer.
+    let mut forged = b"X-Mailwarden-Hold: released by the admin\r\n".to_vec();
+    forged.extend(plain("x@quarantine.dmarc.test", "q1"));
+    let out = postfix.send_as(SENDER_MX, "x@quarantine.dmarc.test", &forged);
     assert!(out.accepted(), "{out:?}");
     let queue_id = out.queue_id().expect("queue id");
     let held = wait_for(Duration::from_secs(10), || {
@@ -60,6 +59,22 @@ fn dmarc_policies_reach_smtp_the_hold_queue_and_the_header() {
         postfix.maillog()
     );
     assert!(mw.decision_line(&queue_id).contains("DMARC p=quarantine"));
+    // Postfix logs only "milter triggers HOLD action"; the reason is in the
+    // held message, where `postcat -q` shows it.
+    let postcat = std::process::Command::new("postcat")
+        .args(["-h", "-c"])
+        .arg(&postfix.conf)
+        .args(["-q", &queue_id])
+        .output()
+        .expect("postcat");
+    let held_headers = String::from_utf8_lossy(&postcat.stdout);
+    assert!(
+        held_headers.matches("X-Mailwarden-Hold: ").count() == 1
+            && held_headers.contains("DMARC")
+            && !held_headers.contains("released by the admin"),
+        "{held_headers}{}",
+        String::from_utf8_lossy(&postcat.stderr)
+    );
 
     // p=none: delivered, with our header saying so.
     let out = postfix.send_as(

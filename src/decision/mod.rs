@@ -117,6 +117,10 @@ impl Decision {
     }
 }
 
+/// The header a held message carries its hold reason in (the MTA's hold queue
+/// keeps no reason of its own); one from the sender is removed.
+pub const HOLD_HEADER: &str = "X-Mailwarden-Hold";
+
 /// Deletes the `from`-th (1-based) and every later field named `name` (any letter
 /// case), last first, so each deletion's occurrence number is still right when the
 /// MTA applies it.

@@ -22,6 +22,10 @@ impl Rewrites {
         if !s.accepted() {
             return;
         }
+        // A hold reason only we may write: a sender's copy goes.
+        let forged =
+            crate::decision::delete_headers(&s.tx.headers, crate::decision::HOLD_HEADER, 1);
+        s.edits.extend(forged);
         if let Some(evaluation) = &s.policy {
             let mut edits = policy::edits_for(&evaluation.changes, &s.tx.headers);
             let stripped = strip_attachments(s.tx, evaluation, || s.message());

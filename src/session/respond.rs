@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::decision::{Decision, Edit, Verdict};
+use crate::decision::{Decision, Edit, HOLD_HEADER, Verdict};
 use crate::milter::flags::Actions;
 use crate::milter::negotiate::Negotiated;
 use crate::milter::response::Response;
@@ -73,14 +73,23 @@ pub fn responses(decision: &Decision, negotiated: &Negotiated) -> Result<Vec<Res
                 sender: address.clone(),
                 params: params.clone(),
             }),
-            Edit::Quarantine { reason } => out.push(Response::Quarantine {
-                // Postfix needs a non-empty reason and keeps 100 characters of it.
-                reason: if reason.trim().is_empty() {
+            Edit::Quarantine { reason } => {
+                // Postfix needs a non-empty reason, and logs only "milter
+                // triggers HOLD action": the reason goes in a header too, where
+                // `postcat -q ID` shows it to whoever reviews the hold queue.
+                let reason = if reason.trim().is_empty() {
                     "held by mailwarden".to_owned()
                 } else {
                     reason.replace(['\r', '\n', '\0'], " ")
-                },
-            }),
+                };
+                if negotiated.actions.contains(Actions::ADD_HEADERS) {
+                    out.push(Response::AddHeader {
+                        name: HOLD_HEADER.to_owned(),
+                        value: header_value(HOLD_HEADER, &reason, negotiated)?,
+                    });
+                }
+                out.push(Response::Quarantine { reason });
+            }
         }
     }
     out.push(match &decision.verdict {
@@ -204,7 +213,15 @@ mod tests {
         ];
         let out = responses(&decision(edits, Verdict::Accept), &negotiated(0x1ff)).unwrap();
         let codes: String = out.iter().map(|r| r.code() as char).collect();
-        assert_eq!(codes, "ihmmb+2-eqc");
+        // The hold reason goes in a header (h) before the quarantine (q).
+        assert_eq!(codes, "ihmmb+2-ehqc");
+        assert_eq!(
+            out[9],
+            Response::AddHeader {
+                name: "X-Mailwarden-Hold".into(),
+                value: " held by mailwarden".into()
+            }
+        );
         assert_eq!(
             out[0],
             Response::InsertHeader {
@@ -214,7 +231,7 @@ mod tests {
             }
         );
         assert_eq!(
-            out[9],
+            out[10],
             Response::Quarantine {
                 reason: "held by mailwarden".into()
             }
