@@ -21,6 +21,7 @@ have docker-compose || need_apt+=(docker-compose)
 { have redis-server && have redis-cli; } || need_apt+=(redis-server redis-tools)
 have promtool || need_apt+=(prometheus)
 have lintian || need_apt+=(lintian)
+have rsyslogd || need_apt+=(rsyslog)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then

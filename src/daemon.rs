@@ -111,7 +111,7 @@ fn service(
 /// cannot be bound) are returned as text for `main` to print and exit non-zero.
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let config = options.load().map_err(|e| e.to_string())?;
-    let log = observe::init(config.log.format, &config.log.level);
+    let log = observe::init(&config.log);
     observe::metrics::metrics().config_loaded_now();
     // Handlers first: a SIGHUP that arrived before them would kill the process.
     let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");

@@ -175,6 +175,11 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `mailwarden=debug`.
     pub level: String,
+    /// `syslog = true`: lines go to the syslog socket with this facility code
+    /// (RFC 5424 numbering: mail is 2), not to standard error.
+    pub syslog: Option<u8>,
+    /// The syslog socket (`/dev/log`).
+    pub syslog_socket: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]

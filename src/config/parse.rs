@@ -65,6 +65,9 @@ struct RawServer {
 struct RawLog {
     format: S<String>,
     level: S<String>,
+    syslog: Option<bool>,
+    facility: S<String>,
+    syslog_socket: S<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,7 +289,41 @@ fn check_log(c: &mut Checker, raw: RawLog) -> LogConfig {
                 format!("{t:?} is not a log filter such as \"info\" or \"mailwarden=debug\": {e}")
             })
     });
-    LogConfig { format, level }
+    let facility = c.value(raw.facility, "log.facility", 2, |t| {
+        const NAMES: [(&str, u8); 12] = [
+            ("mail", 2),
+            ("daemon", 3),
+            ("local0", 16),
+            ("local1", 17),
+            ("local2", 18),
+            ("local3", 19),
+            ("local4", 20),
+            ("local5", 21),
+            ("local6", 22),
+            ("local7", 23),
+            ("user", 1),
+            ("auth", 4),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, code)| *code)
+            .ok_or_else(|| {
+                format!("{t:?} is not a facility: mail, daemon, user, auth or local0..local7")
+            })
+    });
+    let syslog_socket = c.value(
+        raw.syslog_socket,
+        "log.syslog_socket",
+        "/dev/log".into(),
+        |t| Ok(std::path::PathBuf::from(t)),
+    );
+    LogConfig {
+        format,
+        level,
+        syslog: raw.syslog.unwrap_or(false).then_some(facility),
+        syslog_socket,
+    }
 }
 
 pub fn parse_log_format(t: &str) -> Result<LogFormat, String> {

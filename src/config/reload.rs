@@ -19,6 +19,11 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.log.format != new.log.format {
         keys.push("log.format");
     }
+    if (&running.log.syslog, &running.log.syslog_socket)
+        != (&new.log.syslog, &new.log.syslog_socket)
+    {
+        keys.push("log.syslog, log.facility, log.syslog_socket");
+    }
     let endpoint = |c: &Config| {
         c.admin.as_ref().map(|a| {
             (

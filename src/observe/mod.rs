@@ -13,6 +13,7 @@ pub mod alerts;
 mod fields;
 pub mod fleet_counts;
 pub mod metrics;
+mod sinks;
 
 use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -22,7 +23,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
-use crate::config::LogFormat;
+use crate::config::{LogConfig, LogFormat};
 
 /// Lets a reload change the level filter of the running subscriber. Dropping it
 /// writes every line still waiting, and later lines go out one by one.
@@ -191,23 +192,71 @@ impl LogHandle {
 }
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the config.
-pub fn init(format: LogFormat, level: &str) -> LogHandle {
+/// Lines go to the syslog socket with `[log] syslog = true`; else to journald
+/// natively when standard error is systemd's journal stream (text format);
+/// else to standard error, without our timestamp when journald keeps its own.
+pub fn init(log: &LogConfig) -> LogHandle {
     let env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let filter = EnvFilter::builder()
-        .parse(env.as_deref().unwrap_or(level))
+        .parse(env.as_deref().unwrap_or(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     let batch = LineBatch::start(Box::new(std::io::stderr()));
+    let out = LogHandle {
+        filter: handle,
+        from_env: env.is_some(),
+        batch,
+    };
+    if let Some(facility) = log.syslog {
+        match sinks::Syslog::connect(&log.syslog_socket, facility) {
+            Ok(sink) => {
+                registry
+                    .with(
+                        fmt::layer()
+                            .fmt_fields(fields::LineFields)
+                            .with_writer(sink)
+                            .with_ansi(false)
+                            .with_target(false)
+                            .without_time(),
+                    )
+                    .init();
+                return out;
+            }
+            Err(e) => eprintln!(
+                "syslog socket {}: {e}; logging to standard error",
+                log.syslog_socket.display()
+            ),
+        }
+    }
+    let journal = sinks::stderr_is_journal();
+    if journal
+        && log.format == LogFormat::Text
+        && let Some(layer) = sinks::journald()
+    {
+        registry.with(layer).init();
+        return out;
+    }
     let writer = move || BatchWriter(batch);
-    match format {
+    match log.format {
         LogFormat::Text if ansi => registry
             .with(
                 fmt::layer()
                     .with_writer(writer)
                     .with_ansi(true)
                     .with_target(false),
+            )
+            .init(),
+        // The journal stamps each line itself.
+        LogFormat::Text if journal => registry
+            .with(
+                fmt::layer()
+                    .fmt_fields(fields::LineFields)
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_target(false)
+                    .without_time(),
             )
             .init(),
         LogFormat::Text => registry
@@ -230,11 +279,7 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
             )
             .init(),
     }
-    LogHandle {
-        filter: handle,
-        from_env: env.is_some(),
-        batch,
-    }
+    out
 }
 
 #[cfg(test)]
