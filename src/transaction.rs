@@ -137,6 +137,18 @@ impl Transaction {
         (self.body.len() as u64) < self.body_size
     }
 
+    /// The whole message's size in bytes as it arrived: each kept header field
+    /// as `Name: value` CRLF, the blank line, and the full body (fields past
+    /// the header limits are not kept and not counted).
+    pub fn message_size(&self) -> u64 {
+        let header: u64 = self
+            .headers
+            .iter()
+            .map(|h| (h.name.len() + 1 + h.value.len() + 2) as u64)
+            .sum();
+        header + 2 + self.body_size
+    }
+
     /// The values of every header with this name (case-insensitive), in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
         self.headers

@@ -27,7 +27,9 @@ async fn decision_log_line_is_json_with_the_message_facts() {
     mta.rcpt("<c@dest.test>").await.unwrap();
     mta.macros(b'T', &[("i", "JSON1")]);
     mta.data().await.unwrap();
+    mta.header("Subject", b" hi").await.unwrap();
     mta.eoh().await.unwrap();
+    mta.body(b"hi\r\n").await.unwrap();
     mta.eom().await.unwrap();
     mta.quit().await.unwrap();
 
@@ -51,11 +53,17 @@ async fn decision_log_line_is_json_with_the_message_facts() {
     assert_eq!(d["from"], "a@sender.test");
     assert_eq!(d["rcpt"], "b@dest.test,c@dest.test");
     assert_eq!(d["verdict"], "accept");
+    // The whole message: "Subject: hi\r\n", the blank line, the 4-byte body.
+    assert_eq!(d["size"], 19, "{d}");
     // The audit fields, each on its own.
     assert_eq!(d["action"], "accept");
     assert!(d["auth"].as_str().unwrap().contains("spf="), "{d}");
     assert_eq!(d["scan"], "-");
-    assert_eq!(d["rule"], "tag-all");
+    // A rule that matched without deciding is under matched, not rule.
+    assert_eq!(d["rule"], "-");
+    assert_eq!(d["matched"], "tag-all");
     assert_eq!(d["level"], "INFO");
-    assert!(d["duration_ms"].as_f64().is_some());
+    // Integer milliseconds (and microseconds for the fast ones).
+    assert!(d["duration_ms"].as_u64().is_some(), "{d}");
+    assert!(d["duration_us"].as_u64().is_some(), "{d}");
 }

@@ -32,7 +32,7 @@ fn smtp_mail_passes_with_the_trace_header_and_a_decision_log_line() {
         "message decided",
         "client_ip=\"127.0.0.1\"",
         "from=\"alice@sender.test\"",
-        "rcpt=bob@dest.test",
+        "rcpt=\"bob@dest.test\"",
         "verdict=\"accept\"",
         "duration_ms=",
     ] {

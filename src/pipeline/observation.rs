@@ -41,31 +41,38 @@ fn log_line(tx: &Transaction, decision: &Decision, o: Option<&Observation>, took
     let recipients: Vec<&str> = tx.recipients.iter().map(|r| r.address()).collect();
     let auth = o.and_then(|o| o.auth.as_ref()).map(AuthReport::summary);
     let scan = o.and_then(|o| o.scan.as_ref()).map(scan_text);
-    let rule = o
-        .and_then(|o| o.policy.as_ref())
-        .and_then(|e| match &e.decision {
-            Some((_, rule)) => Some(rule.clone()),
-            None => {
-                let matched = e.matched();
-                (!matched.is_empty()).then(|| matched.join(","))
-            }
-        });
+    // `rule`: the rule that decided; `matched`: the others that matched.
+    let policy = o.and_then(|o| o.policy.as_ref());
+    let rule = policy.and_then(|e| e.decision.as_ref().map(|(_, rule)| rule.as_str()));
+    let matched: Vec<&str> = policy
+        .map(|e| e.matched())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| Some(*m) != rule)
+        .collect();
     info!(
         queue_id = tx.queue_id().as_deref().unwrap_or("-"),
         session = tx.session_id,
         client_ip = tx.client.ip_text().as_deref().unwrap_or("-"),
-        client_name = %tx.client.hostname,
+        client_name = tx.client.hostname.as_str(),
         helo = tx.client.helo.as_deref().unwrap_or("-"),
         from = tx.sender.address(),
-        rcpt = %recipients.join(","),
-        size = tx.body_size,
+        rcpt = recipients.join(",").as_str(),
+        size = tx.message_size(),
         verdict = decision.verdict.label(),
         action = decision.action(),
         auth = auth.as_deref().unwrap_or("-"),
         scan = scan.as_deref().unwrap_or("-"),
-        rule = rule.as_deref().unwrap_or("-"),
+        rule = rule.unwrap_or("-"),
+        matched = if matched.is_empty() {
+            "-".to_owned()
+        } else {
+            matched.join(",")
+        }
+        .as_str(),
         reason = decision.reason.as_str(),
-        duration_ms = took.as_secs_f64() * 1000.0,
+        duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         "message decided"
     );
 }
