@@ -12,6 +12,7 @@ mod alert_sinks;
 pub mod alerts;
 mod fields;
 pub mod fleet_counts;
+mod json;
 pub mod metrics;
 mod sinks;
 
@@ -271,11 +272,8 @@ pub fn init(log: &LogConfig) -> LogHandle {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_writer(writer)
-                    .with_target(false),
+                    .event_format(json::JsonLines)
+                    .with_writer(writer),
             )
             .init(),
     }
