@@ -57,6 +57,7 @@
 mod admin;
 mod auth;
 mod bounded;
+mod calendar;
 pub mod config;
 mod content;
 mod daemon;

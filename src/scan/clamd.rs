@@ -245,13 +245,7 @@ pub fn signatures(raw: &[u8]) -> Option<(i64, i64)> {
     let [h, m, sec] = hms.as_slice() else {
         return None;
     };
-    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::calendar::days_from_civil(year, month, day);
     Some((version, days * 86_400 + h * 3_600 + m * 60 + sec))
 }
 

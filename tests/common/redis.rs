@@ -42,23 +42,20 @@ impl Redis {
     /// One server that speaks TLS only, with this certificate and key (PEM);
     /// `ca` is what redis-cli trusts.
     pub fn start_tls(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Redis {
-        let port = free_port();
-        let dir = dir.join(format!("redis-{port}"));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut r = Redis {
-            port,
-            dir,
-            cluster: false,
-            password: None,
-            persistent: false,
-            tls: Some([cert.to_owned(), key.to_owned(), ca.to_owned()]),
-            child: None,
-        };
-        r.run();
-        r
+        let tls = [cert.to_owned(), key.to_owned(), ca.to_owned()];
+        Self::start_with(dir, false, None, Some(tls))
     }
 
     fn start_node(dir: &Path, cluster: bool, password: Option<String>) -> Redis {
+        Self::start_with(dir, cluster, password, None)
+    }
+
+    fn start_with(
+        dir: &Path,
+        cluster: bool,
+        password: Option<String>,
+        tls: Option<[PathBuf; 3]>,
+    ) -> Redis {
         let port = free_port();
         let dir = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
@@ -68,7 +65,7 @@ impl Redis {
             cluster,
             password,
             persistent: false,
-            tls: None,
+            tls,
             child: None,
         };
         r.run();
