@@ -100,9 +100,23 @@ impl Listener {
             ListenAddr::Inet(sa) => Ok(Listener::Tcp(TcpListener::bind(sa).await.map_err(io_err)?)),
             ListenAddr::Unix(path) => {
                 remove_stale_socket(addr, path).await?;
-                let listener = UnixListener::bind(path).map_err(io_err)?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
-                    .map_err(io_err)?;
+                // Bound under a temporary name, given its mode, then renamed into
+                // place: no client can reach the socket before it has its mode.
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                let temp = path.with_file_name(format!(
+                    ".{}.{}.binding",
+                    name.unwrap_or_default(),
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_file(&temp);
+                let listener = UnixListener::bind(&temp).map_err(io_err)?;
+                let placed =
+                    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(socket_mode))
+                        .and_then(|()| std::fs::rename(&temp, path));
+                if let Err(e) = placed {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(io_err(e));
+                }
                 Ok(Listener::Unix {
                     listener,
                     path: path.clone(),
