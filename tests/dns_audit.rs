@@ -86,6 +86,10 @@ fn each_kind_of_mistake_is_found() {
         ),
         zone("nodmarc.test", SPF_OK),
         zone(
+            "nospf.test",
+            "_dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@nospf.test\"",
+        ),
+        zone(
             "badsts.test",
             &format!(
                 "{SPF_OK}\n_dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@badsts.test\"\n_mta-sts TXT \"v=STSv1\""
@@ -186,10 +190,17 @@ fn each_kind_of_mistake_is_found() {
             ][..],
         ),
         ("nodmarc.test", 1, &["no DMARC policy for nodmarc.test"][..]),
+        ("nospf.test", 1, &["nospf.test publishes no SPF record"][..]),
         ("badsts.test", 2, &["_mta-sts.badsts.test: no id="][..]),
     ] {
         let (code, out) = audit(domain, false);
         assert_eq!(code, code_wanted, "{domain}:\n{out}");
+        if domain == "nospf.test" {
+            assert!(
+                !out.contains("spf      ok"),
+                "no lookup count without a record:\n{out}"
+            );
+        }
         for needle in needles {
             let needle = needle.replace(
                 "s1._domainkey.weak.test: ERROR",

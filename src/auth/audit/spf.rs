@@ -15,6 +15,8 @@ const MAX_LOOKUPS: usize = 10;
 const MAX_VOIDS: usize = 2;
 
 struct Walk {
+    /// The domain's own record was read (else there is nothing to count).
+    read: bool,
     lookups: usize,
     voids: usize,
     seen: HashSet<String>,
@@ -102,6 +104,7 @@ async fn follow<D: Dns>(dns: &D, domain: &str, w: &mut Walk, depth: usize) {
     let Some(record) = Box::pin(fetch(dns, domain, w, top)).await else {
         return;
     };
+    w.read |= top;
     for d in &record.directives {
         if d.mechanism.queries_dns() {
             w.lookups += 1;
@@ -182,6 +185,7 @@ async fn follow<D: Dns>(dns: &D, domain: &str, w: &mut Walk, depth: usize) {
 /// Every SPF finding for `domain`.
 pub(super) async fn audit<D: Dns>(dns: &D, domain: &str) -> Vec<Finding> {
     let mut w = Walk {
+        read: false,
         lookups: 0,
         voids: 0,
         seen: HashSet::new(),
@@ -194,7 +198,7 @@ pub(super) async fn audit<D: Dns>(dns: &D, domain: &str) -> Vec<Finding> {
             Level::Error,
             format!("{lookups} DNS lookups with includes resolved, over the limit of {MAX_LOOKUPS}: a permerror at every receiver"),
         );
-    } else if !w.seen.is_empty() && !w.out.iter().any(|f| f.level == Level::Error) {
+    } else if w.read && !w.out.iter().any(|f| f.level == Level::Error) {
         let mut names: Vec<&str> = w
             .seen
             .iter()
