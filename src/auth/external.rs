@@ -33,20 +33,31 @@ impl ReportDestinations {
         };
         let domain = to_a_label(domain.trim_end_matches('.')).to_ascii_lowercase();
         let dest = to_a_label(destination.trim_end_matches('.')).to_ascii_lowercase();
-        if dest == domain || dest.ends_with(&format!(".{domain}")) {
-            return Ok(true);
-        }
-        let (ours, theirs) = (
-            dmarc::org_domain(&dns, &domain, self.discovery).await?,
-            dmarc::org_domain(&dns, &dest, self.discovery).await?,
-        );
-        if ours == theirs {
-            return Ok(true);
-        }
-        match dns.txt(&format!("{domain}._report._dmarc.{dest}")).await {
-            Ok(texts) => Ok(texts.iter().any(|t| dmarc::is_dmarc(t))),
-            Err(Failure::Void) => Ok(false),
-            Err(Failure::Error(e)) => Err(e),
-        }
+        authorized(&dns, &domain, &dest, self.discovery).await
+    }
+}
+
+/// The check itself, over any [`Dns`], for names already lower-case A-labels
+/// (`dns-audit` runs it on its own resolver).
+pub(crate) async fn authorized<D: Dns>(
+    dns: &D,
+    domain: &str,
+    dest: &str,
+    discovery: Discovery,
+) -> Result<bool, String> {
+    if dest == domain || dest.ends_with(&format!(".{domain}")) {
+        return Ok(true);
+    }
+    let (ours, theirs) = (
+        dmarc::org_domain(dns, domain, discovery).await?,
+        dmarc::org_domain(dns, dest, discovery).await?,
+    );
+    if ours == theirs {
+        return Ok(true);
+    }
+    match dns.txt(&format!("{domain}._report._dmarc.{dest}")).await {
+        Ok(texts) => Ok(texts.iter().any(|t| dmarc::is_dmarc(t))),
+        Err(Failure::Void) => Ok(false),
+        Err(Failure::Error(e)) => Err(e),
     }
 }

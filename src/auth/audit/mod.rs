@@ -185,8 +185,9 @@ async fn dmarc_findings<D: Dns>(dns: &D, domain: &str, discovery: Discovery) -> 
                 );
                 continue;
             };
-            let dest_domain = dest_domain.to_ascii_lowercase();
-            match authorized(dns, &found.domain, &dest_domain, discovery).await {
+            let dest_domain = mail_auth::common::to_a_label(dest_domain.trim_end_matches('.'))
+                .to_ascii_lowercase();
+            match super::external::authorized(dns, &found.domain, &dest_domain, discovery).await {
                 Ok(true) => {}
                 Ok(false) => say(
                     Level::Error,
@@ -203,28 +204,6 @@ async fn dmarc_findings<D: Dns>(dns: &D, domain: &str, discovery: Discovery) -> 
         }
     }
     out
-}
-
-/// RFC 9990 §4's external destination check (as `ReportDestinations` does).
-async fn authorized<D: Dns>(
-    dns: &D,
-    domain: &str,
-    dest: &str,
-    discovery: Discovery,
-) -> Result<bool, String> {
-    if dest == domain || dest.ends_with(&format!(".{domain}")) {
-        return Ok(true);
-    }
-    if dmarc::org_domain(dns, domain, discovery).await?
-        == dmarc::org_domain(dns, dest, discovery).await?
-    {
-        return Ok(true);
-    }
-    match dns.txt(&format!("{domain}._report._dmarc.{dest}")).await {
-        Ok(texts) => Ok(texts.iter().any(|t| dmarc::is_dmarc(t))),
-        Err(Failure::Void) => Ok(false),
-        Err(Failure::Error(e)) => Err(e),
-    }
 }
 
 /// A `v=...; tag=...` record (MTA-STS, TLS-RPT): none is a note, several or
