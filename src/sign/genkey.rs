@@ -18,6 +18,8 @@ pub struct Generated {
     pub key: keys::LoadedKey,
     /// The owner name of the TXT record, fully qualified.
     pub record_name: String,
+    /// The file's permission bits.
+    pub mode: u32,
 }
 
 impl Generated {
@@ -43,9 +45,6 @@ impl Generated {
             .bits
             .map(|b| format!(", {b} bits"))
             .unwrap_or_default();
-        let mode = std::fs::metadata(&self.path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-            .unwrap_or(0o600);
         format!(
             "; wrote {path} ({alg}{size}, mode {mode:04o})\n\
              ; publish this record in the {domain} zone:\n\
@@ -60,6 +59,7 @@ impl Generated {
              ; and check with: mailwarden check-config -c FILE --check-dns\n",
             path = self.path.display(),
             alg = algorithm.as_str(),
+            mode = self.mode,
             zone = self.zone_line(),
         )
     }
@@ -170,6 +170,7 @@ pub fn generate(
         path,
         key,
         record_name: format!("{selector}._domainkey.{domain}."),
+        mode: owner.mode(),
     })
 }
 

@@ -113,9 +113,7 @@ impl Rotation {
              ;    with an empty p= (revoked) and delete {old_file}.\n",
             path = n.path.display(),
             alg = self.algorithm.as_str(),
-            mode = std::fs::metadata(&n.path)
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-                .unwrap_or(0o600),
+            mode = n.mode,
             domain = c.domain,
             zone = n.zone_line(),
             name = n.record_name,
