@@ -12,12 +12,8 @@ use mailwarden::dnscheck;
 use crate::runtime;
 
 pub fn dns_audit(path: Option<PathBuf>, domain: &str, json: bool) -> ExitCode {
-    let c = match config::load(config::locate(path).0.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(2);
-        }
+    let Some(c) = crate::load_config(path) else {
+        return ExitCode::from(2);
     };
     if let Err(e) = config::parse_domain(domain) {
         eprintln!("mailwarden: {domain}: {e}");

@@ -100,12 +100,8 @@ pub fn genkey(key: &KeyArgs, out: &Path) -> ExitCode {
 }
 
 pub fn rotate(path: Option<PathBuf>, key: &KeyArgs) -> ExitCode {
-    let c = match config::load(config::locate(path).0.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
+    let Some(c) = crate::load_config(path) else {
+        return ExitCode::FAILURE;
     };
     let request =
         genkey::Ownership::named(key.owner.as_deref(), key.group.as_deref()).and_then(|owner| {

@@ -150,12 +150,8 @@ fn reports(command: ReportsCommand) -> ExitCode {
     let path = match &command {
         ReportsCommand::Send { config, .. } | ReportsCommand::List { config, .. } => config.clone(),
     };
-    let c = match config::load(config::locate(path).0.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
+    let Some(c) = load_config(path) else {
+        return ExitCode::FAILURE;
     };
     match command {
         ReportsCommand::List { limit, .. } => match mailwarden::reports_list(&c, limit) {
@@ -202,6 +198,14 @@ fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     s.parse()
 }
 
+/// The configuration a command works on (`-c`, else `MAILWARDEN_CONFIG`, else
+/// the default path, else built-in defaults); `None` once its errors are printed.
+pub(crate) fn load_config(path: Option<PathBuf>) -> Option<config::Config> {
+    config::load(config::locate(path).0.as_deref())
+        .map_err(|errors| eprintln!("{errors}"))
+        .ok()
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -213,12 +217,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn scan(config: Option<PathBuf>, mut input: ScanInput, as_json: bool) -> ExitCode {
-    let config = match config::load(config::locate(config).0.as_deref()) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
+    let Some(config) = load_config(config) else {
+        return ExitCode::FAILURE;
     };
     input.max_body = config.server.max_message_size;
     let pipeline = match Pipeline::from_config(&config) {
