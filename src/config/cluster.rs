@@ -101,12 +101,13 @@ pub(super) fn check_cluster(
             on_error.rate_limits,
             "cluster.on_redis_error.rate_limits",
             OnRedisError::Local,
-            |t| match t {
-                "tempfail" => Ok(OnRedisError::Tempfail),
-                "accept" => Ok(OnRedisError::Accept),
-                "local" => Ok(OnRedisError::Local),
-                other => Err(format!(
-                    "{other:?} is not an action: use \"tempfail\", \"accept\" or \"local\" (count in memory meanwhile)"
+            |t| match [OnRedisError::Tempfail, OnRedisError::Accept, OnRedisError::Local]
+                .into_iter()
+                .find(|a| a.as_str() == t)
+            {
+                Some(action) => Ok(action),
+                None => Err(format!(
+                    "{t:?} is not an action: use \"tempfail\", \"accept\" or \"local\" (count in memory meanwhile)"
                 )),
             },
         ),

@@ -83,11 +83,7 @@ impl Rules {
             Ok(over) => Ok(Some(keys.into_iter().zip(over).collect())),
             Err(e) => {
                 let action = fleet.config().rate_limits_on_error;
-                let class = match action {
-                    OnRedisError::Tempfail => "tempfail",
-                    OnRedisError::Accept => "accept",
-                    OnRedisError::Local => "local",
-                };
+                let class = action.as_str();
                 metrics()
                     .redis_fallbacks
                     .get_or_create(&ClassLabels { class })
