@@ -114,6 +114,17 @@ pub(super) fn check_cluster(
     }
 }
 
+impl OnRedisError {
+    /// As the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRedisError::Tempfail => "tempfail",
+            OnRedisError::Accept => "accept",
+            OnRedisError::Local => "local",
+        }
+    }
+}
+
 impl ClusterConfig {
     /// `rediss://`: the CA certificates of `ca_file` (checked to hold at least
     /// one PEM certificate), for the redis crate.

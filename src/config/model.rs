@@ -74,17 +74,6 @@ pub enum OnRedisError {
     Local,
 }
 
-impl OnRedisError {
-    /// As the configuration spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnRedisError::Tempfail => "tempfail",
-            OnRedisError::Accept => "accept",
-            OnRedisError::Local => "local",
-        }
-    }
-}
-
 /// `[reports]`: where DMARC report records are kept and how reports are sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportsConfig {
