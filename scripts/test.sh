@@ -3,8 +3,8 @@
 # tests start for real (Postfix and its smtp-sink; knot for DNS; redis-server for
 # fleet mode; prometheus for promtool, which checks contrib/'s alert rules;
 # libfaketime to pin
-# the daemon clock for one DKIM vector; docker-compose to
-# validate the compose file) and the Python tools that check our output
+# the daemon clock for one DKIM vector; docker-compose and debootstrap for the
+# container stack, whose images scripts/images.sh builds) and the Python tools that check our output
 # independently (authres, dkimpy, parsedmarc) when they are missing, then `cargo test`. Needs
 # root for apt and for starting Postfix.
 set -euo pipefail
@@ -22,6 +22,7 @@ have docker-compose || need_apt+=(docker-compose)
 have promtool || need_apt+=(prometheus)
 have lintian || need_apt+=(lintian)
 have rsyslogd || need_apt+=(rsyslog)
+have debootstrap || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then

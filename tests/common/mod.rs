@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod clamd;
+pub mod compose;
 pub mod dkimpy;
 pub mod dns_fault;
 pub mod knot;
