@@ -1,33 +1,33 @@
 //! Option negotiation: from what the MTA offers (protocol 2 to 6) and what the
 //! filter needs, choose the version, the actions and the protocol bits, and the macro
-//! lists to ask for. We ask for no-reply on every step we never answer, skip what we
-//! do not need, and request the macros we depend on so that an admin's shortened
-//! `milter_*_macros` cannot silently break the sign-or-verify decision.
+//! lists to ask for. Every event costs the MTA work, so we take only what the checks
+//! use: no DATA, EOH or UNKNOWN events, no reply at any step before end-of-message,
+//! and exactly the macros we read.
 
 use super::error::ProtocolError;
 use super::flags::{Actions, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Protocol, Stage};
 use super::needs::{BodyNeed, Needs};
 use super::response::Response;
 
-/// The macros we ask for at each stage. A requested list replaces Postfix's default
-/// for that stage, so each keeps the defaults and adds what we use.
+/// The macros we ask for at each stage: the ones we read, nothing else. A list we
+/// send replaces the admin's `milter_*_macros` for that stage, so a shortened
+/// main.cf cannot break the sign-or-verify decision, and a long one costs nothing.
+///
+/// Postfix sends a stage's macros before every event of that stage, one packet
+/// per header for the EOH list and per body chunk for the end-of-message list,
+/// and looks each name up every time; an empty list would fall back to main.cf's,
+/// so the stages we need nothing from get a single space, a list of no names.
 pub const MACRO_LISTS: [(Stage, &str); 7] = [
-    (
-        Stage::Connect,
-        "j _ v {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_name} {client_ptr} {client_port}",
-    ),
-    (
-        Stage::Helo,
-        "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
-    ),
-    (
-        Stage::Mail,
-        "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
-    ),
-    (Stage::Rcpt, "i {rcpt_addr} {rcpt_host} {rcpt_mailer}"),
-    (Stage::Data, "i {auth_type} {auth_authen}"),
-    (Stage::Eoh, "i"),
-    (Stage::Eom, "i {auth_type} {auth_authen}"),
+    // Local submission is told apart by {daemon_port} 0 (direction.rs).
+    (Stage::Connect, "{daemon_port}"),
+    (Stage::Helo, " "),
+    // SASL login: outbound, and the auth_user rule condition.
+    (Stage::Mail, "{auth_authen}"),
+    (Stage::Rcpt, " "),
+    (Stage::Data, " "),
+    (Stage::Eoh, " "),
+    // The queue id, for the decision line and the trace header.
+    (Stage::Eom, "i"),
 ];
 
 /// The outcome of negotiation, which the session obeys for the rest of the connection.
@@ -84,19 +84,20 @@ pub fn negotiate(
         actions = actions.union(Actions::SET_SYMBOL_LIST);
     }
 
-    // We decide only at end-of-message, so no earlier step ever needs a reply.
+    // We decide only at end-of-message, so no earlier step ever needs a reply, and
+    // DATA, end-of-headers and unknown commands tell us nothing we use.
     let mut want = Protocol::NO_UNKNOWN
+        .union(Protocol::NO_DATA)
+        .union(Protocol::NO_EOH)
         .union(Protocol::NR_CONNECT)
         .union(Protocol::NR_HELO)
         .union(Protocol::NR_MAIL)
         .union(Protocol::NR_RCPT)
-        .union(Protocol::NR_DATA)
-        .union(Protocol::NR_UNKNOWN)
         .union(Protocol::HEADER_LEADING_SPACE);
     want = if needs.headers {
-        want.union(Protocol::NR_HEADER).union(Protocol::NR_EOH)
+        want.union(Protocol::NR_HEADER)
     } else {
-        want.union(Protocol::NO_HEADERS).union(Protocol::NO_EOH)
+        want.union(Protocol::NO_HEADERS)
     };
     want = match needs.body {
         BodyNeed::Nothing => want.union(Protocol::NO_BODY),
@@ -156,9 +157,9 @@ mod tests {
             Protocol::NR_HELO,
             Protocol::NR_MAIL,
             Protocol::NR_RCPT,
-            Protocol::NR_DATA,
+            Protocol::NO_DATA,
             Protocol::NR_HEADER,
-            Protocol::NR_EOH,
+            Protocol::NO_EOH,
             Protocol::NR_BODY,
             Protocol::HEADER_LEADING_SPACE,
             Protocol::NO_UNKNOWN,
