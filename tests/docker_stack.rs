@@ -18,7 +18,7 @@ fn message(from: &str, to: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn header<'a>(raw: &'a str, name: &str) -> Vec<String> {
+fn header(raw: &str, name: &str) -> Vec<String> {
     let head = raw.split("\n\n").next().unwrap_or_default();
     let mut out: Vec<String> = Vec::new();
     for line in head.lines() {
