@@ -27,9 +27,11 @@ for p in postfix:smtp-source knot:knotd opendkim:opendkim opendkim-tools:opendki
 done
 if [ ${#need[@]} -gt 0 ]; then
     echo "perf-postfix: installing ${need[*]}"
-    # Installed, not started: each run starts its own instances.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d.perf
+    # Installed, not started (policy-rc.d): each run starts its own instances.
+    made_policy=
+    [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 python3 -c 'import dkim' 2>/dev/null || python3 -m pip install -q dkimpy
 cargo build --release --locked --bin mailwarden
@@ -204,7 +206,8 @@ LogFile $work/clamav-milter.log
 EOF
 # The classic milters resolve through libresolv, which reads /etc/resolv.conf (port
 # 53 only): give them one naming our knot in a mount namespace of their own.
-private_dns() { unshare -m sh -c "mount --bind $work/resolv.conf /etc/resolv.conf && exec \"\$@\"" sh "$@"; }
+# exec: started with &, the milter keeps the PID $! names, and its CPU is counted.
+private_dns() { exec unshare -m sh -c "mount --bind $work/resolv.conf /etc/resolv.conf && exec \"\$@\"" sh "$@"; }
 
 # --- Postfix --------------------------------------------------------------------
 pf=$work/postfix
