@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::compose::{Stack, docker};
+use common::postfix::Delivered;
 use common::{authres_parse, clamd::eicar, dkimpy, smtp};
 
 fn message(from: &str, to: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
@@ -18,25 +19,15 @@ fn message(from: &str, to: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn header(raw: &str, name: &str) -> Vec<String> {
-    let head = raw.split("\n\n").next().unwrap_or_default();
-    let mut out: Vec<String> = Vec::new();
-    for line in head.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-        } else {
-            out.push(line.to_owned());
-        }
-    }
-    out.into_iter()
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-        .collect()
+/// Sends one message from the host through the published port, to bob@example.test.
+fn send(stack: &Stack, from: &str, id: &str, extra: &str, body: &str) -> smtp::Outcome {
+    let to = "bob@example.test";
+    smtp::send(
+        stack.smtp_port,
+        from,
+        &[to],
+        &message(from, to, id, extra, body),
+    )
 }
 
 #[test]
@@ -49,23 +40,17 @@ fn the_stack_checks_signs_scans_and_keeps_mail_while_mailwarden_is_down() {
     // Inbound from outside (the host, through the published port): checked, and
     // a forged header in our name does not survive.
     let forged = "Authentication-Results: mx.example.test; dmarc=pass header.from=sender.test\r\n";
-    let sent = smtp::send(
-        stack.smtp_port,
-        "alice@sender.test",
-        &["bob@example.test"],
-        &message(
-            "alice@sender.test",
-            "bob@example.test",
-            "inbound-1",
-            forged,
-            "hello",
-        ),
-    );
+    let sent = send(&stack, "alice@sender.test", "inbound-1", forged, "hello");
     assert!(sent.accepted(), "inbound mail refused: {sent:?}");
     let raw = stack.wait_delivered("inbound-1@stack.test", Duration::from_secs(60));
-    let raw = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
-    let ours = header(&raw, "Authentication-Results");
-    assert_eq!(ours.len(), 1, "one A-R header, ours:\n{raw}");
+    let delivered = Delivered { raw };
+    let ours = delivered.header_all("Authentication-Results");
+    assert_eq!(
+        ours.len(),
+        1,
+        "one A-R header, ours:\n{}",
+        delivered.headers()
+    );
     let ar = authres_parse(&ours[0]);
     assert_eq!(ar["authserv_id"], "mx.example.test", "{ar}");
     let result = |method: &str| {
@@ -77,43 +62,22 @@ fn the_stack_checks_signs_scans_and_keeps_mail_while_mailwarden_is_down() {
     assert_eq!(result("spf").as_deref(), Some("pass"), "{ar}");
     assert_eq!(result("dmarc").as_deref(), Some("pass"), "{ar}");
     assert!(
-        header(&raw, "X-Virus-Scanned")
-            .first()
+        delivered
+            .header("X-Virus-Scanned")
             .is_some_and(|v| v.contains("ClamAV")),
-        "scanned by the clamd container:\n{raw}"
+        "scanned by the clamd container:\n{}",
+        delivered.headers()
     );
 
     // EICAR, scanned by the clamd container.
     let mut body = String::from_utf8(eicar()).expect("EICAR is ASCII");
     body.push_str("\r\n");
-    let sent = smtp::send(
-        stack.smtp_port,
-        "alice@sender.test",
-        &["bob@example.test"],
-        &message(
-            "alice@sender.test",
-            "bob@example.test",
-            "virus-1",
-            "",
-            &body,
-        ),
-    );
+    let sent = send(&stack, "alice@sender.test", "virus-1", "", &body);
     assert_eq!(sent.last.code, 554, "EICAR: {sent:?}");
     assert!(sent.last.text.contains("EICAR"), "{sent:?}");
 
     // A spoof of a p=reject domain.
-    let sent = smtp::send(
-        stack.smtp_port,
-        "ceo@bank.test",
-        &["bob@example.test"],
-        &message(
-            "ceo@bank.test",
-            "bob@example.test",
-            "spoof-1",
-            "",
-            "pay now",
-        ),
-    );
+    let sent = send(&stack, "ceo@bank.test", "spoof-1", "", "pay now");
     assert_eq!(sent.last.code, 550, "DMARC p=reject spoof: {sent:?}");
     assert!(sent.last.text.contains("5.7.1"), "{sent:?}");
 
@@ -150,19 +114,7 @@ fn the_stack_checks_signs_scans_and_keeps_mail_while_mailwarden_is_down() {
     // client's retry and the queued message are both delivered.
     let stopped = stack.compose(&["stop", "-t", "5", "mailwarden"]);
     assert!(stopped.status.success(), "stop mailwarden");
-    let retry = message(
-        "alice@sender.test",
-        "bob@example.test",
-        "retry-1",
-        "",
-        "later",
-    );
-    let sent = smtp::send(
-        stack.smtp_port,
-        "alice@sender.test",
-        &["bob@example.test"],
-        &retry,
-    );
+    let sent = send(&stack, "alice@sender.test", "retry-1", "", "later");
     assert!(
         (400..500).contains(&sent.last.code),
         "mailwarden down: want 4xx, got {sent:?}"
@@ -182,12 +134,7 @@ fn the_stack_checks_signs_scans_and_keeps_mail_while_mailwarden_is_down() {
     let started = stack.compose(&["start", "mailwarden"]);
     assert!(started.status.success(), "start mailwarden");
     stack.wait_healthy(Duration::from_secs(60));
-    let sent = smtp::send(
-        stack.smtp_port,
-        "alice@sender.test",
-        &["bob@example.test"],
-        &retry,
-    );
+    let sent = send(&stack, "alice@sender.test", "retry-1", "", "later");
     assert!(sent.accepted(), "after mailwarden is back: {sent:?}");
     stack.exec("mx", "postqueue -f; postkick public pickup W", b"");
     stack.wait_delivered("retry-1@stack.test", Duration::from_secs(60));
@@ -222,12 +169,7 @@ fn a_fleet_counts_across_replicas_and_tempfails_while_redis_is_cut_off() {
     let mut codes = Vec::new();
     for i in 0..10 {
         let id = format!("burst-{i}");
-        let sent = smtp::send(
-            stack.smtp_port,
-            "burst@sender.test",
-            &["bob@example.test"],
-            &message("burst@sender.test", "bob@example.test", &id, "", "burst"),
-        );
+        let sent = send(&stack, "burst@sender.test", &id, "", "burst");
         codes.push(sent.last.code);
     }
     assert_eq!(codes.iter().filter(|c| **c == 250).count(), 6, "{codes:?}");
@@ -246,12 +188,7 @@ fn a_fleet_counts_across_replicas_and_tempfails_while_redis_is_cut_off() {
         .expect("the redis container");
     let network = stack.network();
     docker(&["network", "disconnect", "-f", &network, &redis]);
-    let sent = smtp::send(
-        stack.smtp_port,
-        "cut@sender.test",
-        &["bob@example.test"],
-        &message("cut@sender.test", "bob@example.test", "cut-1", "", "cut"),
-    );
+    let sent = send(&stack, "cut@sender.test", "cut-1", "", "cut");
     assert_eq!(
         sent.last.code, 451,
         "Redis unreachable: want tempfail, got {sent:?}"
@@ -264,17 +201,12 @@ fn a_fleet_counts_across_replicas_and_tempfails_while_redis_is_cut_off() {
     let recovered = common::wait_for(Duration::from_secs(30), || {
         attempt += 1;
         let id = format!("back-{attempt}");
-        let sent = smtp::send(
-            stack.smtp_port,
+        let sent = send(
+            &stack,
             &format!("back{attempt}@sender.test"),
-            &["bob@example.test"],
-            &message(
-                &format!("back{attempt}@sender.test"),
-                "bob@example.test",
-                &id,
-                "",
-                "back",
-            ),
+            &id,
+            "",
+            "back",
         );
         sent.accepted().then(|| back.elapsed())
     });
@@ -283,18 +215,7 @@ fn a_fleet_counts_across_replicas_and_tempfails_while_redis_is_cut_off() {
     assert!(took < Duration::from_secs(10), "recovery took {took:?}");
     // Both replicas count in Redis again: the burst sender is still over its limit.
     for i in 0..4 {
-        let sent = smtp::send(
-            stack.smtp_port,
-            "burst@sender.test",
-            &["bob@example.test"],
-            &message(
-                "burst@sender.test",
-                "bob@example.test",
-                &format!("again-{i}"),
-                "",
-                "x",
-            ),
-        );
+        let sent = send(&stack, "burst@sender.test", &format!("again-{i}"), "", "x");
         assert_eq!(
             sent.last.code, 550,
             "still limited after recovery: {sent:?}"
