@@ -85,7 +85,8 @@ pub fn negotiate(
     }
 
     // We decide only at end-of-message, so no earlier step ever needs a reply, and
-    // DATA, end-of-headers and unknown commands tell us nothing we use.
+    // DATA, end-of-headers and unknown commands tell us nothing we use. Their
+    // no-reply bits stay too, for an MTA that offers those but not the others.
     let mut want = Protocol::NO_UNKNOWN
         .union(Protocol::NO_DATA)
         .union(Protocol::NO_EOH)
@@ -93,6 +94,9 @@ pub fn negotiate(
         .union(Protocol::NR_HELO)
         .union(Protocol::NR_MAIL)
         .union(Protocol::NR_RCPT)
+        .union(Protocol::NR_DATA)
+        .union(Protocol::NR_EOH)
+        .union(Protocol::NR_UNKNOWN)
         .union(Protocol::HEADER_LEADING_SPACE);
     want = if needs.headers {
         want.union(Protocol::NR_HEADER)
@@ -142,6 +146,16 @@ mod tests {
             headers: true,
             body,
         }
+    }
+
+    #[test]
+    fn an_mta_without_no_data_still_gets_no_reply_there() {
+        let offered = 0x1f_ffff & !(Protocol::NO_DATA.0 | Protocol::NO_EOH.0);
+        let (n, _) = negotiate(6, 0x1ff, offered, &needs(BodyNeed::Whole)).unwrap();
+        for bit in [Protocol::NR_DATA, Protocol::NR_EOH] {
+            assert!(n.protocol.contains(bit), "{bit:?}");
+        }
+        assert!(!n.protocol.contains(Protocol::NO_DATA));
     }
 
     #[test]
