@@ -1,5 +1,6 @@
 //! A private clamd on a loopback TCP port and a unix socket, with a signature
-//! database the harness writes itself (freshclam cannot download here): an MD5
+//! database written by docker/clamd/test-signatures.sh (freshclam cannot download
+//! here): an MD5
 //! signature for the EICAR test file (`Win.Test.EICAR_HDB-1`) and a body pattern for
 //! the EICAR string anywhere (`Win.Test.EICAR_NDB-1`). Also a fake clamd that
 //! accepts connections and never answers.
@@ -38,33 +39,14 @@ impl Clamd {
         let dir = dir.join("clamd");
         let db = dir.join("db");
         std::fs::create_dir_all(&db).expect("create clamd dirs");
-        let eicar = eicar();
-        let md5 = Command::new("md5sum")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().expect("stdin").write_all(&eicar)?;
-                c.wait_with_output()
-            })
-            .expect("md5sum");
-        let md5 = String::from_utf8_lossy(&md5.stdout)
-            .split_whitespace()
-            .next()
-            .expect("md5sum output")
-            .to_owned();
-        std::fs::write(
-            db.join("test.hdb"),
-            format!("{md5}:{}:Win.Test.EICAR_HDB-1\n", eicar.len()),
+        // The same two signatures the clamd image and the perf scripts use.
+        let written = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/clamd/test-signatures.sh"),
         )
-        .expect("write hdb");
-        let hex: String = eicar.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(
-            db.join("test.ndb"),
-            format!("Win.Test.EICAR_NDB-1:0:*:{hex}\n"),
-        )
-        .expect("write ndb");
+        .arg(&db)
+        .status()
+        .expect("run docker/clamd/test-signatures.sh");
+        assert!(written.success(), "test-signatures.sh failed");
         let mut clamd = Clamd {
             port: free_port(),
             socket: dir.join("clamd.sock"),
