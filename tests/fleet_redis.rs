@@ -161,6 +161,73 @@ fn three_daemons_share_one_limit_through_one_redis() {
     assert_eq!(count(&other, Got::Accepted), 15);
 }
 
+/// Messages decided at the same time by one daemon share script calls: the
+/// counts stay exact and each message gets its own windows' answer (a sender
+/// under its limit is never refused for one over it in the same batch).
+#[test]
+fn concurrent_messages_share_script_calls_and_keep_their_own_answers() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-batch");
+    let redis = Redis::start(dir.path());
+    let mws = daemons(
+        dir.path(),
+        1,
+        &format!("redis = \"{}\"", redis.url()),
+        "tempfail",
+    );
+    let addr = mws[0].addr();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let addr = addr.clone();
+            let (sender, n) = if i % 2 == 0 {
+                ("busy@fleet.test", 60)
+            } else {
+                ("quiet@fleet.test", 10)
+            };
+            std::thread::spawn(move || (sender, send(&addr, sender, n)))
+        })
+        .collect();
+    let mut busy = Vec::new();
+    let mut quiet = Vec::new();
+    for h in handles {
+        let (sender, got) = h.join().unwrap();
+        if sender.starts_with("busy") {
+            busy.extend(got);
+        } else {
+            quiet.extend(got);
+        }
+    }
+    assert_eq!(
+        count(&busy, Got::Tempfailed) + count(&quiet, Got::Tempfailed),
+        0,
+        "{}",
+        mws[0].log()
+    );
+    assert_eq!(
+        count(&busy, Got::Accepted),
+        100,
+        "a 100/minute limit, 240 messages"
+    );
+    assert_eq!(
+        count(&quiet, Got::Accepted),
+        40,
+        "40 messages under the limit"
+    );
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let calls: usize = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no EVALSHA in {stats}"));
+    assert!(
+        calls < 280,
+        "{calls} script calls for 280 messages: none shared"
+    );
+}
+
 #[test]
 fn three_daemons_share_one_limit_through_a_redis_cluster() {
     if !redis_present() {

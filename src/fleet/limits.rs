@@ -28,20 +28,34 @@ pub struct Window {
 
 /// For each key i: KEYS[i] is a window, ARGV[3i-2..3i] its length (ms), its
 /// count and a unique member. Returns, per key, 1 when admitted (and counted)
-/// and 0 when its window is full. Each window counts on its own.
+/// and 0 when its window is full, exactly as if each were checked and added on
+/// its own, in order: a key that comes again (the same sender in several
+/// messages of one batch) is trimmed and counted once, its admitted members
+/// added in one ZADD.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local out = {}
+local out, card, window, added = {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[3 * i - 2])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) >= tonumber(ARGV[3 * i - 1]) then
+  if card[key] == nil then
+    window[key] = tonumber(ARGV[3 * i - 2])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window[key])
+    card[key] = redis.call('ZCARD', key)
+    added[key] = {}
+  end
+  if card[key] >= tonumber(ARGV[3 * i - 1]) then
     out[i] = 0
   else
-    redis.call('ZADD', key, now, ARGV[3 * i])
-    redis.call('PEXPIRE', key, window)
+    card[key] = card[key] + 1
+    table.insert(added[key], now)
+    table.insert(added[key], ARGV[3 * i])
     out[i] = 1
+  end
+end
+for key, members in pairs(added) do
+  if #members > 0 then
+    redis.call('ZADD', key, unpack(members))
+    redis.call('PEXPIRE', key, window[key])
   end
 end
 return out
@@ -50,24 +64,30 @@ return out
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SLIDING_WINDOW));
 
 impl Fleet {
-    /// Checks each window: `true` where the limit is exceeded. One script call
-    /// for the whole message on one server; on a Redis Cluster one per window
-    /// (their keys live on different slots), all at once on the multiplexed
-    /// connection. `Err` when Redis did not answer within the time-out.
-    pub async fn exceeded(&self, checks: &[LimitCheck]) -> Result<Vec<bool>, String> {
+    /// Checks each window: `true` where the limit is exceeded. On one server the
+    /// message's windows join those of the messages decided at the same time in
+    /// one script call (see [`super::batch`]); on a Redis Cluster one call per
+    /// window (their keys live on different slots), all at once on the
+    /// multiplexed connection. `Err` when Redis did not answer within the
+    /// time-out.
+    pub async fn exceeded(&self, checks: Vec<LimitCheck>) -> Result<Vec<bool>, String> {
         if self.is_cluster() {
             let calls = checks.iter().map(|c| async move {
-                self.run_script(std::slice::from_ref(c))
+                self.run_script(&[c])
                     .await
                     .map(|v| v.first().copied().unwrap_or(false))
             });
-            join_all(calls).await.into_iter().collect()
-        } else {
-            self.run_script(checks).await
+            return join_all(calls).await.into_iter().collect();
         }
+        let timeout = self.config.timeout;
+        let call = async |all: &[&LimitCheck]| self.run_script(all).await;
+        tokio::time::timeout(timeout, self.batcher.submit(checks, call))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
     }
 
-    async fn run_script(&self, checks: &[LimitCheck]) -> Result<Vec<bool>, String> {
+    /// One script call for `checks`, in order.
+    pub(super) async fn run_script(&self, checks: &[&LimitCheck]) -> Result<Vec<bool>, String> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(SCRIPT.get_hash()).arg(checks.len());
         for c in checks {

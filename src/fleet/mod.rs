@@ -4,6 +4,7 @@
 //! the background (the redis crate's connection manager, or the cluster client's
 //! own). The health (`up`, the last error) is what `/readyz` and the metrics show.
 
+mod batch;
 mod limits;
 mod stream;
 
@@ -35,6 +36,8 @@ pub struct Fleet {
     /// Unique per process: the members this host adds to sliding windows.
     origin: String,
     seq: AtomicU64,
+    /// Rate-limit checks of concurrent messages, sent together (one server).
+    batcher: batch::Batcher,
 }
 
 impl Fleet {
@@ -50,6 +53,7 @@ impl Fleet {
             last_error: std::sync::Mutex::new(None),
             origin: format!("{}-{}", crate::config::host_name(), std::process::id()),
             seq: AtomicU64::new(0),
+            batcher: batch::Batcher::default(),
         }))
     }
 

@@ -79,7 +79,7 @@ impl Rules {
         if checks.is_empty() {
             return Ok(Some(HashMap::new()));
         }
-        match fleet.exceeded(&checks).await {
+        match fleet.exceeded(checks).await {
             Ok(over) => Ok(Some(keys.into_iter().zip(over).collect())),
             Err(e) => {
                 let action = fleet.config().rate_limits_on_error;
