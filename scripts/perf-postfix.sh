@@ -397,3 +397,17 @@ sort -k1,1 -k3,3n "$work/results" | awk '
             printf "%-14s %8.0f msg/s  %5.1f%%  p50 %6.1f ms  p99 %6.1f ms  postfix %5.2f s  milters %5.2f s  clamd %5.2f s\n",
                 k, f[3], ("none" in med) ? 100 * f[3] / med["none"] : 0, f[4], f[5], f[6], f[7], f[8] }
     }' | sort
+# The same ratio round by round (each round runs every configuration back to
+# back, so this pairing cancels the drift of a shared machine between rounds).
+echo
+echo "per round, msg/s against Postfix alone in the same round (median):"
+awk '{ rate[$1, $2] = $3; if ($2 > last) last = $2; configs[$1] }
+    END {
+        for (c in configs) {
+            if (c == "none") continue
+            n = 0; list = ""
+            for (r = 1; r <= last; r++) if (rate["none", r] > 0) { x[++n] = 100 * rate[c, r] / rate["none", r]; list = list sprintf(" %.0f%%", x[n]) }
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+            printf "%-14s%s  (median %.1f%%)\n", c, list, x[int((n + 1) / 2)]
+        }
+    }' "$work/results" | sort
