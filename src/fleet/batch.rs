@@ -16,6 +16,9 @@ use super::limits::LimitCheck;
 /// At most this many messages' checks in one script call: the script's cost is
 /// linear in them, and a slow call holds every message in it.
 const MAX_MESSAGES: usize = 64;
+/// Nor more windows than this, past the leader's own: a message with many
+/// recipients (one window each) does not make the call slow for the others.
+const MAX_WINDOWS: usize = 256;
 
 type Answer = Result<Vec<bool>, String>;
 
@@ -85,7 +88,14 @@ impl Batcher {
         let batch: Vec<Request> = {
             let mut queue = self.lock();
             queue.waiting.retain(|r| !r.reply.is_closed());
-            let n = queue.waiting.len().min(MAX_MESSAGES - 1);
+            let (mut n, mut windows) = (0, checks.len());
+            for r in queue.waiting.iter().take(MAX_MESSAGES - 1) {
+                windows += r.checks.len();
+                if windows > MAX_WINDOWS {
+                    break;
+                }
+                n += 1;
+            }
             queue.waiting.drain(..n).collect()
         };
         let all: Vec<&LimitCheck> = checks
@@ -214,6 +224,29 @@ mod tests {
         let fifth = spawn("e", 1);
         assert_eq!(fifth.await.unwrap(), Ok(vec![false]));
         assert_eq!(server.calls.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_with_many_windows_does_not_join_a_full_call() {
+        let batcher = Arc::new(Batcher::default());
+        let server = Arc::new(Server::default());
+        let spawn = |key: &'static str, n: usize| {
+            let (b, s) = (batcher.clone(), server.clone());
+            tokio::spawn(async move {
+                b.submit(checks(key, n), async |all| s.call(all).await)
+                    .await
+            })
+        };
+        let first = spawn("a", 1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let queued = [spawn("b", 200), spawn("c", 100), spawn("d", 1)];
+        first.await.unwrap().unwrap();
+        for q in queued {
+            q.await.unwrap().unwrap();
+        }
+        let sizes: Vec<usize> = server.calls.lock().unwrap().iter().map(Vec::len).collect();
+        // b's 200 and c's 100 are over MAX_WINDOWS together; d waits its turn.
+        assert_eq!(sizes, [1, 200, 101]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,7 +31,7 @@ pub struct Window {
 /// and 0 when its window is full, exactly as if each were checked and added on
 /// its own, in order: a key that comes again (the same sender in several
 /// messages of one batch) is trimmed and counted once, its admitted members
-/// added in one ZADD.
+/// added 200 to a ZADD (Lua's stack bounds `unpack`).
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -53,8 +53,10 @@ for i, key in ipairs(KEYS) do
   end
 end
 for key, members in pairs(added) do
+  for j = 1, #members, 400 do
+    redis.call('ZADD', key, unpack(members, j, math.min(j + 399, #members)))
+  end
   if #members > 0 then
-    redis.call('ZADD', key, unpack(members))
     redis.call('PEXPIRE', key, window[key])
   end
 end
