@@ -337,6 +337,13 @@ fn a_slow_redis_costs_at_most_the_timeout() {
         took < Duration::from_secs(2),
         "3 messages took {took:?} against a 3 s sleep"
     );
+    // The time-outs count as Redis not answering (health, metrics, one warning),
+    // whichever ends first: the call's own time-out or the message's wait.
+    assert!(
+        mw.log().contains("WARN Redis does not answer ("),
+        "{}",
+        mw.log()
+    );
 }
 
 /// `rediss://`: a Redis that speaks TLS only, its certificate from a private

@@ -83,9 +83,16 @@ impl Fleet {
         }
         let timeout = self.config.timeout;
         let call = async |all: &[&LimitCheck]| self.run_script(all).await;
-        tokio::time::timeout(timeout, self.batcher.submit(checks, call))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+        match tokio::time::timeout(timeout, self.batcher.submit(checks, call)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // This wait can end the call under way before its own time-out
+                // does: Redis's health must still say so.
+                let e = format!("no answer within {timeout:?}");
+                self.note_failure(&e);
+                Err(e)
+            }
+        }
     }
 
     /// One script call for `checks`, in order.

@@ -146,19 +146,26 @@ impl Fleet {
                 if !self.up.swap(true, Ordering::Relaxed) {
                     tracing::info!("Redis answers: fleet counting resumes");
                 }
+                metrics()
+                    .redis_up
+                    .set(i64::from(self.up.load(Ordering::Relaxed)));
             }
-            Err(e) => {
-                metrics().redis_errors.inc();
-                if self.up.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("Redis does not answer ({e}): cluster.on_redis_error applies");
-                }
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-            }
+            Err(e) => self.note_failure(e),
         }
+        result
+    }
+
+    /// Health and metrics after a call that failed, or that its caller gave up
+    /// on (a time-out that ended the call before [`Fleet::query`] could see it).
+    fn note_failure(&self, e: &str) {
+        metrics().redis_errors.inc();
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!("Redis does not answer ({e}): cluster.on_redis_error applies");
+        }
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_owned());
         metrics()
             .redis_up
             .set(i64::from(self.up.load(Ordering::Relaxed)));
-        result
     }
 
     /// Whether this is a Redis Cluster (keys of one call must share a slot).
