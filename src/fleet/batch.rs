@@ -7,6 +7,7 @@
 //! alone; under load one round trip serves several. Every message still waits at
 //! most the configured time-out: the caller bounds its own wait.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
@@ -38,7 +39,7 @@ struct Request {
 struct Queue {
     /// A call is out (its leader will hand over or clear this).
     in_flight: bool,
-    waiting: Vec<Request>,
+    waiting: VecDeque<Request>,
 }
 
 #[derive(Default)]
@@ -60,7 +61,7 @@ impl Batcher {
         let mut queue = self.lock();
         if queue.in_flight {
             let (reply, turn) = oneshot::channel();
-            queue.waiting.push(Request { checks, reply });
+            queue.waiting.push_back(Request { checks, reply });
             Err(turn)
         } else {
             queue.in_flight = true;
@@ -130,8 +131,7 @@ struct Lead<'a>(&'a Batcher);
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
         let mut queue = self.0.lock();
-        while !queue.waiting.is_empty() {
-            let next = queue.waiting.remove(0);
+        while let Some(next) = queue.waiting.pop_front() {
             if next.reply.send(Turn::Lead(next.checks)).is_ok() {
                 return;
             }
@@ -196,64 +196,73 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_lone_message_goes_at_once_and_later_ones_share_the_next_call() {
-        let batcher = Arc::new(Batcher::default());
-        let server = Arc::new(Server::default());
-        let spawn = |key: &'static str, n: usize| {
-            let (b, s) = (batcher.clone(), server.clone());
+    /// One batcher in front of one stand-in server.
+    #[derive(Default)]
+    struct Bench {
+        batcher: Arc<Batcher>,
+        server: Arc<Server>,
+    }
+
+    impl Bench {
+        /// A message with `n` windows of `key`, decided in a task of its own.
+        fn spawn(&self, key: &'static str, n: usize) -> tokio::task::JoinHandle<Answer> {
+            let (b, s) = (self.batcher.clone(), self.server.clone());
             tokio::spawn(async move {
                 b.submit(checks(key, n), async |all| s.call(all).await)
                     .await
             })
-        };
-        let first = spawn("a", 2);
+        }
+
+        fn calls(&self) -> Vec<Vec<String>> {
+            self.server.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_message_goes_at_once_and_later_ones_share_the_next_call() {
+        let bench = Bench::default();
+        let first = bench.spawn("a", 2);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let second = spawn("over-b", 1);
-        let third = spawn("c", 3);
-        let fourth = spawn("over-d", 2);
+        let second = bench.spawn("over-b", 1);
+        let third = bench.spawn("c", 3);
+        let fourth = bench.spawn("over-d", 2);
         assert_eq!(first.await.unwrap(), Ok(vec![false, false]));
         assert_eq!(second.await.unwrap(), Ok(vec![true]));
         assert_eq!(third.await.unwrap(), Ok(vec![false, false, false]));
         assert_eq!(fourth.await.unwrap(), Ok(vec![true, true]));
-        let calls = server.calls.lock().unwrap().clone();
+        let calls = bench.calls();
         assert_eq!(calls.len(), 2, "{calls:?}");
         assert_eq!(calls[0], ["a", "a"]);
         assert_eq!(calls[1], ["over-b", "c", "c", "c", "over-d", "over-d"]);
         // Nothing is out any more: the next message goes at once, alone.
-        let fifth = spawn("e", 1);
+        let fifth = bench.spawn("e", 1);
         assert_eq!(fifth.await.unwrap(), Ok(vec![false]));
-        assert_eq!(server.calls.lock().unwrap().len(), 3);
+        assert_eq!(bench.calls().len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_message_with_many_windows_does_not_join_a_full_call() {
-        let batcher = Arc::new(Batcher::default());
-        let server = Arc::new(Server::default());
-        let spawn = |key: &'static str, n: usize| {
-            let (b, s) = (batcher.clone(), server.clone());
-            tokio::spawn(async move {
-                b.submit(checks(key, n), async |all| s.call(all).await)
-                    .await
-            })
-        };
-        let first = spawn("a", 1);
+        let bench = Bench::default();
+        let first = bench.spawn("a", 1);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let queued = [spawn("b", 200), spawn("c", 100), spawn("d", 1)];
+        let queued = [
+            bench.spawn("b", 200),
+            bench.spawn("c", 100),
+            bench.spawn("d", 1),
+        ];
         first.await.unwrap().unwrap();
         for q in queued {
             q.await.unwrap().unwrap();
         }
-        let sizes: Vec<usize> = server.calls.lock().unwrap().iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = bench.calls().iter().map(Vec::len).collect();
         // b's 200 and c's 100 are over MAX_WINDOWS together; d waits its turn.
         assert_eq!(sizes, [1, 200, 101]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_leader_that_gives_up_hands_the_lead_on() {
-        let batcher = Arc::new(Batcher::default());
-        let server = Arc::new(Server::default());
-        let (b, s) = (batcher.clone(), server.clone());
+        let bench = Bench::default();
+        let (b, s) = (bench.batcher.clone(), bench.server.clone());
         // Its caller's time-out (5 ms) ends the first call while it is out (10 ms).
         let first = tokio::spawn(async move {
             tokio::time::timeout(
@@ -263,14 +272,10 @@ mod tests {
             .await
         });
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let (b, s) = (batcher.clone(), server.clone());
-        let second = tokio::spawn(async move {
-            b.submit(checks("b", 1), async |all| s.call(all).await)
-                .await
-        });
+        let second = bench.spawn("b", 1);
         assert!(first.await.unwrap().is_err());
         assert_eq!(second.await.unwrap(), Ok(vec![false]));
-        assert_eq!(server.calls.lock().unwrap().len(), 2);
+        assert_eq!(bench.calls().len(), 2);
     }
 
     #[tokio::test]
