@@ -30,8 +30,20 @@ printf '%s\n[cluster]\nredis = "redis://127.0.0.1:%s/"\non_redis_error = { rate_
 
 . scripts/lib/ab-load.sh
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-ab_before() { redis_before=$(cpu "$redis_pid"); }
-ab_after() { echo ", redis-server CPU $(awk -v a="$(cpu "$redis_pid")" -v b="$redis_before" 'BEGIN{printf "%.1f", a - b}') s"; }
+ab_before() {
+    redis_before=$(cpu "$redis_pid")
+    redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
+}
+# ab_run's $out is the load tool's report: its message count against Redis's own
+# count of script calls and the time it spent in them.
+ab_after() {
+    local messages stat
+    messages=$(awk '/^messages/ {print $2}' <<<"$out")
+    stat=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_evalsha:' || true)
+    printf ', redis-server CPU %s s' "$(awk -v a="$(cpu "$redis_pid")" -v b="$redis_before" 'BEGIN{printf "%.1f", a - b}')"
+    [ -z "$stat" ] || awk -F'[=,]' -v m="$messages" '{printf ", %d script calls (%.1f messages each, %.1f us each in Redis)", $2, m / $2, $6}' <<<"$stat"
+    echo
+}
 ab_compare "limits in" memory redis
 echo "redis: $(grep -c 'rate limits not counted in Redis' "$work/redis.log" || true) messages fell back; \
 $(grep -o 'verdict="[a-z]*"' "$work/redis.log" | sort | uniq -c | tr '\n' ' ')"

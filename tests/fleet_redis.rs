@@ -228,6 +228,74 @@ fn concurrent_messages_share_script_calls_and_keep_their_own_answers() {
     );
 }
 
+/// A window's count falls by what expires from it, entries that counted several
+/// messages of one script call included, while the rest of the window stays
+/// counted: with 5/second, 3 messages, then a burst 0.3 s later (2 of it
+/// admitted, the window is full), then a burst just after the first 3 expired
+/// (3 admitted: the burst's 2 are still in the window).
+#[test]
+fn a_window_frees_what_expires_from_it() {
+    if !redis_present() {
+        return;
+    }
+    let dir = shared_tempdir("mw-fleet-expiry");
+    let redis = Redis::start(dir.path());
+    let mws = fleet_of(dir.path(), 1, |port, _| {
+        config(
+            port,
+            &format!("redis = \"{}\"", redis.url()),
+            "tempfail",
+            "500ms",
+        )
+        .replace("100/minute", "5/second")
+    });
+    let addr = mws[0].addr();
+    // `each` messages from `sender` on each of `connections` connections at
+    // once (so script calls carry several): how many got in.
+    let burst = |sender: &str, connections: usize, each: usize| -> usize {
+        let handles: Vec<_> = (0..connections)
+            .map(|_| {
+                let (addr, sender) = (addr.clone(), sender.to_owned());
+                std::thread::spawn(move || send(&addr, &sender, each))
+            })
+            .collect();
+        let got: Vec<Got> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(count(&got, Got::Tempfailed), 0, "{}", mws[0].log());
+        count(&got, Got::Accepted)
+    };
+    let until = |t: Instant| std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    // Each attempt has its own sender; one whose steps ran too slowly to say
+    // which messages were in the window is tried again.
+    for attempt in 0..3 {
+        let sender = format!("expiry{attempt}@fleet.test");
+        let first = Instant::now();
+        assert_eq!(burst(&sender, 3, 1), 3);
+        let first_done = Instant::now();
+        until(first_done + Duration::from_millis(300));
+        let second = Instant::now();
+        let admitted = burst(&sender, 6, 3);
+        let second_done = Instant::now();
+        until(first_done + Duration::from_millis(1050));
+        let third = burst(&sender, 6, 3);
+        let third_done = Instant::now();
+        if second_done > first + Duration::from_millis(950)
+            || third_done > second + Duration::from_millis(950)
+        {
+            continue;
+        }
+        assert_eq!(admitted, 2, "a burst with 3 of 5 in the window");
+        assert_eq!(
+            third, 3,
+            "a burst after those 3 expired, 2 still in the window"
+        );
+        return;
+    }
+    panic!("three attempts too slow to tell what was in the window");
+}
+
 #[test]
 fn three_daemons_share_one_limit_through_a_redis_cluster() {
     if !redis_present() {
@@ -401,7 +469,7 @@ fn rediss_with_a_private_ca() {
         "{}",
         trusting[0].log()
     );
-    assert_eq!(redis.cli(&["KEYS", "mailwarden:rl:*"]).lines().count(), 1);
+    assert_eq!(redis.cli(&["KEYS", "mailwarden:rate:*"]).lines().count(), 1);
     let untrusting = fleet_of(&d.join("untrusting"), 1, |port, _| tls_config(port, ""));
     assert_eq!(
         send(&untrusting[0].addr(), "u@fleet.test", 1),

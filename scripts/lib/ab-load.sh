@@ -41,4 +41,10 @@ ab_compare() {
     for mode in "$2" "$3"; do
         echo "median, $label $mode: $(ab_median <<<"${ab_rates[$mode]}") messages/s, p99 $(ab_median <<<"${ab_p99s[$mode]}") ms"
     done
+    # Each round runs both modes back to back: their ratio round by round cancels
+    # the drift of a shared machine between rounds.
+    local ratios
+    ratios=$(paste <(tr ' ' '\n' <<<"${ab_rates[$3]}" | grep .) <(tr ' ' '\n' <<<"${ab_rates[$2]}" | grep .) |
+        awk '{printf "%.1f ", 100 * $1 / $2}')
+    echo "per round, $3 against $2: $ratios(median $(ab_median <<<"$ratios")%)"
 }

@@ -1,6 +1,6 @@
 //! Rate limits counted in Redis: one sliding window per (limit, key value), a
-//! sorted set of the admitted messages' times, checked and added to atomically by
-//! one script on the server (with the server's clock, so hosts' clocks do not
+//! sorted set of the admissions' times, checked and added to atomically by one
+//! script on the server (with the server's clock, so hosts' clocks do not
 //! matter). The key carries a hash tag, so a Redis Cluster keeps it whole on one
 //! slot. A limit stays exact across hosts: `count` per `per`, whatever admits.
 
@@ -29,35 +29,50 @@ pub struct Window {
 /// For each key i: KEYS[i] is a window, ARGV[3i-2..3i] its length (ms), its
 /// count and a unique member. Returns, per key, 1 when admitted (and counted)
 /// and 0 when its window is full, exactly as if each were checked and added on
-/// its own, in order: a key that comes again (the same sender in several
-/// messages of one batch) is trimmed and counted once, its admitted members
-/// added 200 to a ZADD (Lua's stack bounds `unpack`).
+/// its own, in order.
+///
+/// A window holds one entry per call that admitted through it, `N:member`
+/// (N admissions, the member of the first) scored with the server's time in ms,
+/// and the window's total, the sum of its live entries' N, as the score of
+/// member `#`, negated so that trimming (scores 1 to now - length) never takes
+/// it. A call reads the total, subtracts what it trims, and writes one entry
+/// per key however many of its messages that key admits: a busy key costs one
+/// sorted-set insert per call, not one per message.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local out, card, window, added = {}, {}, {}, {}
+local out, total, added, first, window, trimmed = {}, {}, {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
-  if card[key] == nil then
+  if total[key] == nil then
     window[key] = tonumber(ARGV[3 * i - 2])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window[key])
-    card[key] = redis.call('ZCARD', key)
-    added[key] = {}
+    local n = -(tonumber(redis.call('ZSCORE', key, '#')) or 0)
+    local cutoff = now - window[key]
+    local expired = redis.call('ZRANGEBYSCORE', key, 1, cutoff)
+    if #expired > 0 then
+      for _, m in ipairs(expired) do
+        n = n - (tonumber(string.match(m, '^(%d+):')) or 1)
+      end
+      redis.call('ZREMRANGEBYSCORE', key, 1, cutoff)
+      trimmed[key] = true
+    end
+    total[key] = math.max(n, 0)
+    added[key] = 0
+    first[key] = ARGV[3 * i]
   end
-  if card[key] >= tonumber(ARGV[3 * i - 1]) then
+  if total[key] >= tonumber(ARGV[3 * i - 1]) then
     out[i] = 0
   else
-    card[key] = card[key] + 1
-    table.insert(added[key], now)
-    table.insert(added[key], ARGV[3 * i])
+    total[key] = total[key] + 1
+    added[key] = added[key] + 1
     out[i] = 1
   end
 end
-for key, members in pairs(added) do
-  for j = 1, #members, 400 do
-    redis.call('ZADD', key, unpack(members, j, math.min(j + 399, #members)))
-  end
-  if #members > 0 then
+for key, n in pairs(added) do
+  if n > 0 then
+    redis.call('ZADD', key, now, n .. ':' .. first[key], -total[key], '#')
     redis.call('PEXPIRE', key, window[key])
+  elseif trimmed[key] then
+    redis.call('ZADD', key, -total[key], '#')
   end
 end
 return out
@@ -101,7 +116,7 @@ impl Fleet {
         cmd.arg(SCRIPT.get_hash()).arg(checks.len());
         for c in checks {
             cmd.arg(format!(
-                "{}:rl:{{{}:{}}}",
+                "{}:rate:{{{}:{}}}",
                 self.config.prefix, c.limit, c.key
             ));
         }
