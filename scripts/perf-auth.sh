@@ -39,13 +39,13 @@ load() {
         --duration "${DURATION:-10}" --corpus "$work/corpus" \
         --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test "$@"
 }
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+. scripts/lib/cpu.sh
 # measured NAME PID TARGET: one load run against TARGET, then the CPU that PID used.
 measured() {
     local before
     before=$(cpu "$2")
     load --target "$3"
-    echo "$1 CPU $(awk -v a="$(cpu "$2")" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s"
+    echo "$1 CPU $(cpu_since "$2" "$before") s"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

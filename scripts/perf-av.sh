@@ -62,7 +62,7 @@ pids+=($clamd_pid)
 for _ in $(seq 100); do [ -S "$work/clamd.sock" ] && break; sleep 0.1; done
 echo "clamd: $(clamd --version)"
 
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+. scripts/lib/cpu.sh
 # measured NAME PID ARGS...: one load run, then the CPU that PID and clamd used.
 measured() {
     local name=$1 pid=$2 before clamd_before
@@ -72,11 +72,11 @@ measured() {
     ./target/release/mailwarden-load --connections "$conns" --per-connection 20 \
         --duration "${DURATION:-10}" --corpus "$work/corpus" --client-ip 127.0.0.1 "$@"
     local clamd_cpu
-    clamd_cpu=$(awk -v a="$(cpu "$clamd_pid")" -v b="$clamd_before" 'BEGIN{printf "%.1f", a - b}')
+    clamd_cpu=$(cpu_since "$clamd_pid" "$clamd_before")
     if [ "$pid" = - ]; then
         echo "clamd CPU $clamd_cpu s"
     else
-        echo "$name CPU $(awk -v a="$(cpu "$pid")" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s, clamd CPU $clamd_cpu s"
+        echo "$name CPU $(cpu_since "$pid" "$before") s, clamd CPU $clamd_cpu s"
     fi
 }
 

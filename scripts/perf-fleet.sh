@@ -29,7 +29,6 @@ printf '%s\n%s\n' "$base" "$rules" >"$work/memory.toml"
 printf '%s\n[cluster]\nredis = "redis://127.0.0.1:%s/"\non_redis_error = { rate_limits = "tempfail" }\n%s\n' "$base" "$redis_port" "$rules" >"$work/redis.toml"
 
 . scripts/lib/ab-load.sh
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 ab_before() {
     redis_before=$(cpu "$redis_pid")
     redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
@@ -40,7 +39,7 @@ ab_after() {
     local messages stat
     messages=$(awk '/^messages/ {print $2}' <<<"$out")
     stat=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_evalsha:' || true)
-    printf ', redis-server CPU %s s' "$(awk -v a="$(cpu "$redis_pid")" -v b="$redis_before" 'BEGIN{printf "%.1f", a - b}')"
+    printf ', redis-server CPU %s s' "$(cpu_since "$redis_pid" "$redis_before")"
     [ -z "$stat" ] || awk -F'[=,]' -v m="$messages" '{printf ", %d script calls (%.1f messages each, %.1f us each in Redis)", $2, m / $2, $6}' <<<"$stat"
     echo
 }

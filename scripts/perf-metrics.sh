@@ -22,7 +22,7 @@ for mode in off on; do
     pids+=($!)
     eval "pid_$mode=$!"
 done
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+. scripts/lib/cpu.sh
 sleep 1
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 : >"$work/rates"

@@ -32,7 +32,7 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 ./target/release/mailwarden genkey --domain load.test --selector rsa --algorithm rsa-sha256 --bits 2048 --out "$work" >/dev/null
 ./target/release/mailwarden genkey --domain load.test --selector ed --algorithm ed25519-sha256 --out "$work" >/dev/null
 
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$mw/stat"; }
+. scripts/lib/cpu.sh
 
 # start KEYS...: starts mailwarden with those [[signing.keys]] selectors.
 start() {
@@ -70,10 +70,10 @@ report() {
     local before
     echo
     echo "== $1: 64 connections, 5 KB message, ${2%%:*}"
-    before=$(cpu)
+    before=$(cpu "$mw")
     load "$2" >/dev/null
     cat "$work/load.out"
-    echo "daemon CPU        $(awk -v a="$(cpu)" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s (of 2 cores x $((duration + 1)) s)"
+    echo "daemon CPU        $(cpu_since "$mw" "$before") s (of 2 cores x $((duration + 1)) s)"
 }
 
 echo

@@ -16,15 +16,13 @@ mw=$!
 trap 'kill $mw 2>/dev/null; wait $mw 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 
-# CPU seconds the daemon has used so far (user + system), from /proc.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$mw/stat"; }
+. scripts/lib/cpu.sh
 # Runs the load tool with the given arguments and prints the daemon's share of it.
 run() {
-    local before after
-    before=$(cpu)
+    local before
+    before=$(cpu "$mw")
     ./target/release/mailwarden-load --connections 64 --per-connection 20 --duration "${DURATION:-10}" --client-ip 127.0.0.1 "$@"
-    after=$(cpu)
-    echo "daemon CPU        $(awk -v a="$after" -v b="$before" 'BEGIN{printf "%.1f", a - b}') s (of 2 cores x $((${DURATION:-10} + 1)) s)"
+    echo "daemon CPU        $(cpu_since "$mw" "$before") s (of 2 cores x $((${DURATION:-10} + 1)) s)"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

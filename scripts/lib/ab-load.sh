@@ -4,6 +4,8 @@
 # then the medians. The caller owns $work, $port and pids; it may define
 # ab_before MODE and ab_after MODE (whose output ends that run's line).
 
+. scripts/lib/cpu.sh
+
 declare -A ab_rates ab_p99s
 
 # ab_run LABEL MODE: one run, printed as "LABEL MODE: N messages/s, p99 X ms".
@@ -17,7 +19,7 @@ ab_run() {
     out=$(./target/release/mailwarden-load --target "inet:127.0.0.1:$port" --connections "${CONNECTIONS:-64}" \
         --per-connection 20 --duration "${DURATION:-10}" --corpus "$work/corpus" \
         --client-ip 192.0.2.10 --helo mail.sender.test --mail-from alice@sender.test)
-    mw_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$mw/stat")
+    mw_cpu=$(cpu_since "$mw" 0)
     kill -TERM "$mw"
     wait "$mw" 2>/dev/null || true
     rate=$(awk '/^throughput/ {print $2}' <<<"$out")
