@@ -4,8 +4,9 @@
 #   none        Postfix alone
 #   mailwarden  SPF, DKIM, DMARC, ARC, iprev, rules, outbound signing (+ ClamAV)
 #   classic     OpenDKIM (verify + sign) + OpenDMARC (SPF too) (+ clamav-milter)
-#   floor       (only when CONFIGS names it) scripts/lib/null-milter.py: reads what
-#               mailwarden reads, checks nothing; what any such milter costs Postfix
+#   null        (only when CONFIGS names it) scripts/lib/null-milter.py, in Python:
+#               takes what mailwarden takes, checks nothing; its Postfix CPU is what
+#               any such milter costs Postfix (its own speed bounds its msg/s)
 # each with AV off and on (clamd with the EICAR test set; its CPU counted), on one
 # corpus: inbound plain, inbound DKIM-signed, inbound with a 40 KB attachment,
 # inbound EICAR, and outbound (over ::1, the trusted network: signed).
@@ -137,7 +138,7 @@ pids+=("$clamd_pid")
 wait_port 127.0.0.1 "$clamd_port" || exit 1
 
 mw_port=$(port)
-floor_port=$(port)
+null_port=$(port)
 mw() { # $1: av or noav
     local conf=$work/mailwarden-$1.toml
     cat >"$conf" <<EOF
@@ -322,11 +323,11 @@ run() { # $1 config $2 round: one line of results
     mailwarden*)
         p=$(mw "$av"); mpids+=("$p"); wait_port 127.0.0.1 "$mw_port"
         milters="inet:127.0.0.1:$mw_port" ;;
-    floor)
-        python3 scripts/lib/null-milter.py "$floor_port" &
+    null)
+        python3 scripts/lib/null-milter.py "$null_port" &
         mpids+=($!)
-        wait_port 127.0.0.1 "$floor_port"
-        milters="inet:127.0.0.1:$floor_port" ;;
+        wait_port 127.0.0.1 "$null_port"
+        milters="inet:127.0.0.1:$null_port" ;;
     classic*)
         private_dns opendkim -f -x "$work/opendkim.conf" 2>>"$work/opendkim.log" &
         mpids+=($!)
