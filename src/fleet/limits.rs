@@ -26,25 +26,24 @@ pub struct Window {
     pub millis: u64,
 }
 
-/// For each key i: KEYS[i] is a window, ARGV[3i-2..3i] its length (ms), its
-/// count and a unique member. Returns, per key, 1 when admitted (and counted)
-/// and 0 when its window is full, exactly as if each were checked and added on
-/// its own, in order.
+/// ARGV[1] is a member unique to this call; for each key i, KEYS[i] is a window
+/// and ARGV[2i..2i+1] its length (ms) and count. Returns, per key, 1 when
+/// admitted (and counted) and 0 when its window is full, exactly as if each were
+/// checked and added on its own, in order.
 ///
 /// A window holds one entry per call that admitted through it, `N:member`
-/// (N admissions, the member of the first) scored with the server's time in ms,
-/// and the window's total, the sum of its live entries' N, as the score of
-/// member `#`, negated so that trimming (scores 1 to now - length) never takes
-/// it. A call reads the total, subtracts what it trims, and writes one entry
+/// (N admissions) scored with the server's time in ms, and the window's total,
+/// the sum of its live entries' N, as the score of member `#`, negated so that
+/// trimming (scores 1 to now - length) never takes it. A call reads the total, subtracts what it trims, and writes one entry
 /// per key however many of its messages that key admits: a busy key costs one
 /// sorted-set insert per call, not one per message.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local out, total, added, first, window, trimmed = {}, {}, {}, {}, {}, {}
+local out, total, added, window, trimmed = {}, {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
   if total[key] == nil then
-    window[key] = tonumber(ARGV[3 * i - 2])
+    window[key] = tonumber(ARGV[2 * i])
     local n = -(tonumber(redis.call('ZSCORE', key, '#')) or 0)
     local cutoff = now - window[key]
     local expired = redis.call('ZRANGEBYSCORE', key, 1, cutoff)
@@ -57,9 +56,8 @@ for i, key in ipairs(KEYS) do
     end
     total[key] = math.max(n, 0)
     added[key] = 0
-    first[key] = ARGV[3 * i]
   end
-  if total[key] >= tonumber(ARGV[3 * i - 1]) then
+  if total[key] >= tonumber(ARGV[2 * i + 1]) then
     out[i] = 0
   else
     total[key] = total[key] + 1
@@ -69,7 +67,7 @@ for i, key in ipairs(KEYS) do
 end
 for key, n in pairs(added) do
   if n > 0 then
-    redis.call('ZADD', key, now, n .. ':' .. first[key], -total[key], '#')
+    redis.call('ZADD', key, now, n .. ':' .. ARGV[1], -total[key], '#')
     redis.call('PEXPIRE', key, window[key])
   elseif trimmed[key] then
     redis.call('ZADD', key, -total[key], '#')
@@ -120,10 +118,9 @@ impl Fleet {
                 self.config.prefix, c.limit, c.key
             ));
         }
+        cmd.arg(self.member());
         for c in checks {
-            cmd.arg(c.window.millis)
-                .arg(c.window.count)
-                .arg(self.member());
+            cmd.arg(c.window.millis).arg(c.window.count);
         }
         let admitted: Vec<i64> = self.query(&cmd, Some(SLIDING_WINDOW)).await?;
         if admitted.len() != checks.len() {
