@@ -7,6 +7,8 @@
 #   null        (only when CONFIGS names it) scripts/lib/null-milter.py, in Python:
 #               takes what mailwarden takes, checks nothing; its Postfix CPU is what
 #               any such milter costs Postfix (its own speed bounds its msg/s)
+#   empty       (only when CONFIGS names it) null-milter.py --empty: asks for no
+#               event and changes nothing; the least any milter costs Postfix
 # each with AV off and on (clamd with the EICAR test set; its CPU counted), on one
 # corpus: inbound plain, inbound DKIM-signed, inbound with a 40 KB attachment,
 # inbound EICAR, and outbound (over ::1, the trusted network: signed).
@@ -323,8 +325,9 @@ run() { # $1 config $2 round: one line of results
     mailwarden*)
         p=$(mw "$av"); mpids+=("$p"); wait_port 127.0.0.1 "$mw_port"
         milters="inet:127.0.0.1:$mw_port" ;;
-    null)
-        python3 scripts/lib/null-milter.py "$null_port" &
+    null | empty)
+        if [ "$config" = empty ]; then p=--empty; else p=; fi
+        python3 scripts/lib/null-milter.py "$null_port" $p &
         mpids+=($!)
         wait_port 127.0.0.1 "$null_port"
         milters="inet:127.0.0.1:$null_port" ;;

@@ -3,7 +3,10 @@
 Postfix (Postfix's CPU per message; being Python, its own speed bounds msg/s). It negotiates as mailwarden does (no DATA, EOH or UNKNOWN events, no
 reply before end-of-message, the same macro lists) and at end-of-message inserts
 one header and continues, as mailwarden does with Authentication-Results.
-    python3 null-milter.py PORT
+With --empty it asks for no event at all (no connect, HELO, MAIL, RCPT, header
+or body event) and changes nothing: only the connection, the negotiation and
+end-of-message, the least any milter costs Postfix ("empty" configuration).
+    python3 null-milter.py PORT [--empty]
 """
 import asyncio
 import socket
@@ -11,16 +14,22 @@ import struct
 import sys
 
 # Protocol bits (milter protocol 6), as src/milter/flags.rs names them.
+NO_CONNECT, NO_HELO, NO_MAIL, NO_RCPT, NO_BODY, NO_HDRS = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 NO_EOH, NR_HEADER, NO_UNKNOWN, NO_DATA = 0x40, 0x80, 0x100, 0x200
 NR_CONNECT, NR_HELO, NR_MAIL, NR_RCPT = 0x1000, 0x2000, 0x4000, 0x8000
 NR_DATA, NR_UNKNOWN, NR_EOH, NR_BODY = 0x10000, 0x20000, 0x40000, 0x80000
 HEADER_LEADING_SPACE = 0x100000
 WANT = (NO_EOH | NR_HEADER | NO_UNKNOWN | NO_DATA | NR_CONNECT | NR_HELO | NR_MAIL
         | NR_RCPT | NR_DATA | NR_UNKNOWN | NR_EOH | NR_BODY | HEADER_LEADING_SPACE)
+EMPTY = "--empty" in sys.argv[2:]
+if EMPTY:
+    WANT = NO_CONNECT | NO_HELO | NO_MAIL | NO_RCPT | NO_BODY | NO_HDRS | NO_EOH | NO_UNKNOWN | NO_DATA
 ADD_HEADERS, SET_SYMBOL_LIST = 0x1, 0x100
 # src/milter/negotiate.rs's MACRO_LISTS: (stage, names).
 MACROS = [(0, "{daemon_port}"), (1, " "), (2, "{auth_authen}"), (3, " "),
           (4, " "), (6, " "), (5, "i")]
+if EMPTY:
+    MACROS = [(stage, " ") for stage, _ in MACROS]
 # The event each command is, and the no-reply bit that spares its answer.
 NO_REPLY = {b"C": NR_CONNECT, b"H": NR_HELO, b"M": NR_MAIL, b"R": NR_RCPT,
             b"L": NR_HEADER, b"B": NR_BODY, b"T": NR_DATA, b"N": NR_UNKNOWN}
@@ -46,13 +55,13 @@ async def session(reader, writer):
             if cmd == b"O":
                 _, actions, offered = struct.unpack(">III", data[:12])
                 protocol = WANT & offered
-                ours = ADD_HEADERS | (actions & SET_SYMBOL_LIST)
+                ours = (0 if EMPTY else ADD_HEADERS) | (actions & SET_SYMBOL_LIST)
                 lists = b""
                 if actions & SET_SYMBOL_LIST:
                     lists = b"".join(struct.pack(">I", s) + n.encode() + b"\0" for s, n in MACROS)
                 writer.write(packet(b"O", struct.pack(">III", 6, ours, protocol) + lists))
             elif cmd == b"E":
-                writer.write(packet(b"i", HEADER) + packet(b"c"))
+                writer.write((b"" if EMPTY else packet(b"i", HEADER)) + packet(b"c"))
             elif cmd == b"Q":
                 return
             elif cmd in (b"D", b"A", b"K"):
