@@ -15,6 +15,8 @@
 # Reports msg/s, the SMTP transaction time a probe client sees under the load
 # (p50/p99), and CPU seconds per 1,000 messages of Postfix and of the milters.
 #   scripts/perf-postfix.sh            MESSAGES=5000 ROUNDS=3 SESSIONS=20
+#                                      MILTER=tcp|unix CLAMD=tcp|unix
+# MILTER: how Postfix reaches every milter; CLAMD: how both AV milters reach clamd.
 # Needs root (Postfix, knot on 127.0.53.53:53, a private mount namespace for the
 # classic milters' resolv.conf). Installs what is missing from Debian.
 set -euo pipefail
@@ -132,20 +134,49 @@ mkdir -p "$work/clamd/db"
 chown clamav "$work/clamd"
 ./docker/clamd/test-signatures.sh "$work/clamd/db"
 clamd_port=$(port)
-printf 'Foreground yes\nTCPSocket %s\nTCPAddr 127.0.0.1\nDatabaseDirectory %s/clamd/db\nUser clamav\nMaxThreads 10\nStreamMaxLength 25M\nLogFile %s/clamd/log\n' \
-    "$clamd_port" "$work" "$work" >"$work/clamd/clamd.conf"
+case ${CLAMD:-tcp} in # how both milters reach clamd
+tcp) clamd_addr=tcp:127.0.0.1:$clamd_port ;;
+unix) clamd_addr=unix:$work/clamd/clamd.ctl ;;
+*) echo "perf-postfix: CLAMD is tcp or unix, not ${CLAMD}" >&2; exit 2 ;;
+esac
+printf 'Foreground yes\nLocalSocket %s/clamd/clamd.ctl\nLocalSocketMode 666\nTCPSocket %s\nTCPAddr 127.0.0.1\nDatabaseDirectory %s/clamd/db\nUser clamav\nMaxThreads 10\nStreamMaxLength 25M\nLogFile %s/clamd/log\n' \
+    "$work" "$clamd_port" "$work" "$work" >"$work/clamd/clamd.conf"
 clamd -c "$work/clamd/clamd.conf" >/dev/null 2>&1 &
 clamd_pid=$!
 pids+=("$clamd_pid")
 wait_port 127.0.0.1 "$clamd_port" || exit 1
 
-mw_port=$(port)
-null_port=$(port)
+# Where milter NAME listens (Postfix's notation), by MILTER: TCP on loopback or a
+# unix socket in the work directory (Postfix runs unchrooted here).
+case ${MILTER:-tcp} in tcp | unix) ;; *) echo "perf-postfix: MILTER is tcp or unix, not ${MILTER}" >&2; exit 2 ;; esac
+mkdir -p "$work/sock"
+declare -A milter_ports
+milter_addr() { # $1: name
+    [ -n "${milter_ports[$1]:-}" ] || milter_ports[$1]=$(port)
+    if [ "${MILTER:-tcp}" = unix ]; then echo "unix:$work/sock/$1"; else echo "inet:127.0.0.1:${milter_ports[$1]}"; fi
+}
+# The same address as OpenDKIM and OpenDMARC (local:, PORT@HOST) write it.
+milter_addr_sendmail() {
+    local a
+    a=$(milter_addr "$1")
+    case $a in unix:*) echo "local:${a#unix:}" ;; *) echo "inet:${milter_ports[$1]}@127.0.0.1" ;; esac
+}
+wait_milter() { # $1: name
+    local a
+    a=$(milter_addr "$1")
+    case $a in
+    unix:*) for _ in $(seq 100); do [ -S "${a#unix:}" ] && return 0; sleep 0.1; done
+        echo "perf-postfix: no socket $a" >&2; return 1 ;;
+    *) wait_port 127.0.0.1 "${milter_ports[$1]}" ;;
+    esac
+}
+for m in mailwarden null opendkim opendmarc clamav-milter; do milter_addr "$m" >/dev/null; done
 mw() { # $1: av or noav
     local conf=$work/mailwarden-$1.toml
     cat >"$conf" <<EOF
 [server]
-listen = ["inet:127.0.0.1:$mw_port"]
+listen = ["$(milter_addr mailwarden)"]
+socket_mode = "0666"
 max_sessions = 500
 [dns]
 nameservers = ["$ns:53"]
@@ -165,18 +196,16 @@ name = "tag-external"
 when = { direction = "inbound", subject = { regex = "(?i)invoice|payment" } }
 then = { action = "prefix_subject", prefix = "[EXTERNAL]" }
 EOF
-    [ "$1" = av ] && printf '[antivirus]\nclamd = "tcp:127.0.0.1:%s"\n' "$clamd_port" >>"$conf"
+    [ "$1" = av ] && printf '[antivirus]\nclamd = "%s"\n' "$clamd_addr" >>"$conf"
     ./target/release/mailwarden serve -c "$conf" >/dev/null 2>>"$work/mailwarden-$1.log" &
     echo $!
 }
-dkim_port=$(port)
-dmarc_port=$(port)
-cm_port=$(port)
 cp "$work/keys/example.test.s1.pem" "$work/keys/opendkim.pem"
 printf '::1\n' >"$work/internal-hosts"
 cat >"$work/opendkim.conf" <<EOF
 Mode sv
-Socket inet:$dkim_port@127.0.0.1
+Socket $(milter_addr_sendmail opendkim)
+UMask 000
 Domain example.test
 Selector s1
 KeyFile $work/keys/opendkim.pem
@@ -189,7 +218,8 @@ Syslog no
 PidFile $work/opendkim.pid
 EOF
 cat >"$work/opendmarc.conf" <<EOF
-Socket inet:$dmarc_port@127.0.0.1
+Socket $(milter_addr_sendmail opendmarc)
+UMask 000
 AuthservID mx.perf.test
 TrustedAuthservIDs mx.perf.test
 IgnoreHosts $work/internal-hosts
@@ -201,8 +231,9 @@ Syslog false
 PidFile $work/opendmarc.pid
 EOF
 cat >"$work/clamav-milter.conf" <<EOF
-MilterSocket inet:$cm_port@127.0.0.1
-ClamdSocket tcp:127.0.0.1:$clamd_port
+MilterSocket $(milter_addr_sendmail clamav-milter | sed 's/^local:/unix:/')
+MilterSocketMode 666
+ClamdSocket $clamd_addr
 Foreground yes
 OnInfected Reject
 OnFail Defer
@@ -323,26 +354,26 @@ run() { # $1 config $2 round: one line of results
     case $config in
     none) ;;
     mailwarden*)
-        p=$(mw "$av"); mpids+=("$p"); wait_port 127.0.0.1 "$mw_port"
-        milters="inet:127.0.0.1:$mw_port" ;;
+        p=$(mw "$av"); mpids+=("$p"); wait_milter mailwarden
+        milters=$(milter_addr mailwarden) ;;
     null | empty)
         if [ "$config" = empty ]; then p=--empty; else p=; fi
-        python3 scripts/lib/null-milter.py "$null_port" $p &
+        python3 scripts/lib/null-milter.py "$(milter_addr null)" $p &
         mpids+=($!)
-        wait_port 127.0.0.1 "$null_port"
-        milters="inet:127.0.0.1:$null_port" ;;
+        wait_milter null
+        milters=$(milter_addr null) ;;
     classic*)
         private_dns opendkim -f -x "$work/opendkim.conf" 2>>"$work/opendkim.log" &
         mpids+=($!)
         private_dns opendmarc -f -c "$work/opendmarc.conf" 2>>"$work/opendmarc.log" &
         mpids+=($!)
-        wait_port 127.0.0.1 "$dkim_port"; wait_port 127.0.0.1 "$dmarc_port"
-        milters="inet:127.0.0.1:$dkim_port, inet:127.0.0.1:$dmarc_port"
+        wait_milter opendkim; wait_milter opendmarc
+        milters="$(milter_addr opendkim), $(milter_addr opendmarc)"
         if [ "$av" = av ]; then
             clamav-milter -c "$work/clamav-milter.conf" &
             mpids+=($!)
-            wait_port 127.0.0.1 "$cm_port"
-            milters="$milters, inet:127.0.0.1:$cm_port"
+            wait_milter clamav-milter
+            milters="$milters, $(milter_addr clamav-milter)"
         fi ;;
     esac
     rm -rf "$pf/queue"; mkdir -p "$pf/queue"

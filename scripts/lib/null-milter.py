@@ -6,9 +6,10 @@ one header and continues, as mailwarden does with Authentication-Results.
 With --empty it asks for no event at all (no connect, HELO, MAIL, RCPT, header
 or body event) and changes nothing: only the connection, the negotiation and
 end-of-message, the least any milter costs Postfix ("empty" configuration).
-    python3 null-milter.py PORT [--empty]
+    python3 null-milter.py inet:127.0.0.1:PORT|unix:/PATH [--empty]
 """
 import asyncio
+import os
 import socket
 import struct
 import sys
@@ -50,7 +51,8 @@ async def session(reader, writer):
             body = await reader.readexactly(size)
             # As mailwarden does: Postfix writes each event on its own and we answer
             # none before end-of-message, so delayed ACKs would hold its writes.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             cmd, data = body[:1], body[1:]
             if cmd == b"O":
                 _, actions, offered = struct.unpack(">III", data[:12])
@@ -75,10 +77,16 @@ async def session(reader, writer):
         writer.close()
 
 
-async def main(port):
-    server = await asyncio.start_server(session, "127.0.0.1", port)
+async def main(addr):
+    if addr.startswith("unix:"):
+        path = addr[len("unix:"):]
+        server = await asyncio.start_unix_server(session, path)
+        os.chmod(path, 0o666)
+    else:
+        host, port = addr.removeprefix("inet:").rsplit(":", 1)
+        server = await asyncio.start_server(session, host, int(port))
     async with server:
         await server.serve_forever()
 
 
-asyncio.run(main(int(sys.argv[1])))
+asyncio.run(main(sys.argv[1]))
