@@ -351,6 +351,8 @@ EOF
 run() { # $1 config $2 round: one line of results
     local config=$1 av=noav milters="" mpids=() p
     case $config in *+av) av=av ;; esac
+    # A socket left by the last run would pass wait_milter before the milter listens.
+    rm -f "$work"/sock/*
     case $config in
     none) ;;
     mailwarden*)
