@@ -57,9 +57,7 @@ cleanup() {
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "perf-postfix: nothing on $1:$2" >&2; return 1; }
-cpu_of() { # utime+stime of a live process, in clock ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
+. scripts/lib/cpu.sh
 
 # --- keys, DNS ---------------------------------------------------------------
 mkdir -p "$work/keys" "$work/knot" "$work/corpus"
@@ -285,14 +283,15 @@ smtputf8_enable = no
 EOF
 }
 
-# Postfix's CPU: master (itself and the children it reaped) plus its live children.
+# Postfix's CPU seconds: master (itself and the children it reaped) plus its live
+# children.
 postfix_cpu() {
     local master
     master=$(tr -d ' ' <"$pf/queue/pid/master.pid")
     { cat "/proc/$master/stat"; for c in $(cat /proc/"$master"/task/*/children); do cat "/proc/$c/stat" 2>/dev/null; done; } |
-        awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t }'
+        awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { printf "%.3f", t / hz }'
 }
-cpus_of() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_of "$p"))); done; echo "$t"; }
+cpus_of() { local p; for p in "$@"; do cpu "$p"; echo; done | awk '{ t += $1 } END { printf "%.3f", t }'; }
 queued() { find "$pf/queue/incoming" "$pf/queue/active" "$pf/queue/maildrop" -type f 2>/dev/null | wc -l; }
 
 # Corpus: class, share of messages and sessions (percent), client side.
@@ -385,7 +384,7 @@ run() { # $1 config $2 round: one line of results
     wait_port 127.0.0.1 "$smtp_port" || { cat "$work/postfix.log" "$pf/maillog" >&2; exit 1; }
     sleep 1
     local pf0 m0 c0 t0 stop=$work/stop.$config.$2
-    pf0=$(postfix_cpu); m0=$(cpus_of "${mpids[@]}"); c0=$(cpu_of "$clamd_pid")
+    pf0=$(postfix_cpu); m0=$(cpus_of "${mpids[@]}"); c0=$(cpu "$clamd_pid")
     probe "$stop" >"$work/probe.out" &
     local probe_pid=$! loads=() class name share host n s
     t0=$(date +%s.%N)
@@ -407,22 +406,21 @@ run() { # $1 config $2 round: one line of results
     while [ "$(queued)" -gt 0 ]; do sleep 0.05; done
     local t1 pf1 m1 c1
     t1=$(date +%s.%N)
-    pf1=$(postfix_cpu); m1=$(cpus_of "${mpids[@]}"); c1=$(cpu_of "$clamd_pid")
+    pf1=$(postfix_cpu); m1=$(cpus_of "${mpids[@]}"); c1=$(cpu "$clamd_pid")
     touch "$stop"; wait "$probe_pid" || true
     postfix -c "$pf/conf" stop >/dev/null 2>&1 || true
     wait "$pf_pid" 2>/dev/null || true
     for p in "${mpids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    local hz rejected
-    hz=$(getconf CLK_TCK)
+    local rejected
     rejected=$(grep -c 'milter-reject: END-OF-MESSAGE' "$pf/maillog" || true)
     mv "$pf/maillog" "$work/maillog.$config.$2"
     # config round msg/s p50 p99 postfix-cpu/1000 milter-cpu/1000 clamd-cpu/1000 rejected
     awk -v c="$config" -v r="$2" -v n="$messages" -v t="$(echo "$t1 - $t0" | bc)" \
-        -v pf="$((pf1 - pf0))" -v m="$((m1 - m0))" -v cl="$((c1 - c0))" -v hz="$hz" \
+        -v pf="$(echo "$pf1 - $pf0" | bc)" -v m="$(echo "$m1 - $m0" | bc)" -v cl="$(echo "$c1 - $c0" | bc)" \
         -v probe="$(cat "$work/probe.out")" -v rej="$rejected" 'BEGIN {
         split(probe, q, " "); n += q[3]   # the probe'"'"'s messages are mail too
         printf "%-14s %d %8.0f %7.1f %7.1f %7.2f %7.2f %7.2f %d\n", c, r, n / t, q[1], q[2],
-            pf / hz / n * 1000, m / hz / n * 1000, cl / hz / n * 1000, rej }'
+            pf / n * 1000, m / n * 1000, cl / n * 1000, rej }'
 }
 
 echo "perf-postfix: $messages messages x $rounds rounds, $sessions sessions; corpus: $classes"

@@ -34,9 +34,10 @@ pub struct Window {
 /// A window holds one entry per call that admitted through it, `N:member`
 /// (N admissions) scored with the server's time in ms, and the window's total,
 /// the sum of its live entries' N, as the score of member `#`, negated so that
-/// trimming (scores 1 to now - length) never takes it. A call reads the total, subtracts what it trims, and writes one entry
-/// per key however many of its messages that key admits: a busy key costs one
-/// sorted-set insert per call, not one per message.
+/// trimming (scores 1 to now - length) never takes it. A call reads the total,
+/// subtracts what it trims, and writes one entry per key however many of its
+/// messages that key admits: a busy key costs one sorted-set insert per call,
+/// not one per message.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
